@@ -1,0 +1,430 @@
+"""Scenarios: validated, documented, immutable descriptions of a simulated patient.
+
+A scenario is written in TOML (or built in Python) and validated here, before anything is
+lowered to arrays for the engine. Every field documents its unit; the JSON Schema printed by
+``simulator schema`` is generated from these classes.
+
+Conventions: time in days, rates per cell per day, probabilities per division, cells as
+counts. Clone types, lesions and drugs are tables keyed by name, so any parameter has a
+dotted path such as ``clones.T790M.birth`` or ``lesions.primary.cells.sensitive``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+GrowthLaw = Literal["exponential", "logistic", "gompertz"]
+GROWTH_LAWS: tuple[str, ...] = typing.get_args(GrowthLaw)
+MAX_CELLS = 10**15
+
+
+class ScenarioError(ValueError):
+    """A scenario is malformed; the message names the field path and what is allowed."""
+
+
+def _finite(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"must be finite, got {value!r}")
+    return float(value)
+
+
+def _cell_count(value: Any) -> int:
+    """Accept 1e9 as well as 1000000000, but never a fractional or negative count."""
+    number = _finite(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0 cells, got {value!r}")
+    if number > MAX_CELLS:
+        raise ValueError(f"must be <= {MAX_CELLS:.0e} cells, got {value!r}")
+    if number != int(number):
+        raise ValueError(f"must be a whole number of cells, got {value!r}")
+    return int(number)
+
+
+Finite = Annotated[float, BeforeValidator(_finite)]
+Rate = Annotated[Finite, Field(ge=0)]
+PositiveFinite = Annotated[Finite, Field(gt=0)]
+Probability = Annotated[Finite, Field(ge=0, le=1)]
+CellCount = Annotated[int, BeforeValidator(_cell_count)]
+
+
+class Strict(BaseModel):
+    """Base of every scenario table: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Citation(Strict):
+    """A source and what it supports in this scenario."""
+
+    reference: str = Field(description="Authors, year, journal.")
+    doi: str = Field("", description="DOI, without the https://doi.org/ prefix.")
+    supports: str = Field("", description="Which parameter or behaviour the source supports.")
+
+
+class Clone(Strict):
+    """A clone type (genotype or phenotype) with its drug-free rates."""
+
+    birth: Rate = Field(description="Division rate without drug, per cell per day.")
+    death: Rate = Field(description="Death rate without drug, per cell per day.")
+    label: str = Field("", description="Human-readable label, e.g. 'EGFR L858R + T790M'.")
+    subtype: str = Field("", description="Histologic subtype, e.g. 'solid' or 'acinar'.")
+    resistance: str = Field(
+        "", description="Resistance mechanism this type carries ('' for none), e.g. 'T790M'."
+    )
+
+
+class Mutation(Strict):
+    """An edge of the mutation graph: a division of `source` yields one `target` daughter."""
+
+    source: str = Field(alias="from", description="Clone type that divides.")
+    target: str = Field(alias="to", description="Clone type of the mutant daughter.")
+    probability: Probability = Field(description="Probability per division.")
+
+
+class Lesion(Strict):
+    """A tumour lesion at an anatomical site, with its initial cells per clone type."""
+
+    site: str = Field(description="Anatomical site, e.g. lung, brain, liver, bone, adrenal.")
+    cells: dict[str, CellCount] = Field(description="Initial cells per clone type.")
+    carrying_capacity: Annotated[Finite, Field(gt=1)] = Field(
+        1e11, description="Carrying capacity, cells."
+    )
+    growth_law: GrowthLaw | None = Field(
+        None, description="Density dependence; defaults to simulation.growth_law."
+    )
+
+
+class Seeding(Strict):
+    """Metastatic seeding: each cell sends out a founder of a new lesion at a constant rate."""
+
+    rate: Rate = Field(0.0, description="Seeding events per cell per day.")
+    site_weights: dict[str, Annotated[Finite, Field(ge=0)]] = Field(
+        default_factory=lambda: {"lung": 1.0},
+        description="Relative weight of each destination site (organotropism).",
+    )
+    carrying_capacity: Annotated[Finite, Field(gt=1)] = Field(
+        1e10, description="Carrying capacity of a seeded lesion, cells."
+    )
+
+    @model_validator(mode="after")
+    def _some_site(self) -> Seeding:
+        if self.rate > 0 and sum(self.site_weights.values()) <= 0:
+            raise ValueError("site_weights: at least one weight must be > 0 when rate > 0")
+        return self
+
+
+class Simulation(Strict):
+    """How long, how finely and with which seed to simulate."""
+
+    duration_days: PositiveFinite = Field(730.0, description="Simulated time, days.")
+    dt_days: PositiveFinite = Field(
+        1.0, description="Engine step, days; rates that change are held constant within it."
+    )
+    record_every_days: PositiveFinite = Field(7.0, description="Trajectory sampling, days.")
+    seed: int = Field(1, ge=0, description="Seed of the random numbers.")
+    growth_law: GrowthLaw = Field("exponential", description="Default density dependence.")
+    lethal_burden: PositiveFinite = Field(
+        1e12, description="Total cells at which the patient dies and the simulation stops."
+    )
+    max_lesions: int = Field(
+        64, ge=1, le=100_000, description="Initial room for lesions; grows automatically."
+    )
+
+    @model_validator(mode="after")
+    def _consistent_steps(self) -> Simulation:
+        if self.dt_days > self.duration_days:
+            raise ValueError(
+                f"dt_days: must be <= duration_days ({self.duration_days}), got {self.dt_days}"
+            )
+        for name in ("duration_days", "record_every_days"):
+            ratio = getattr(self, name) / self.dt_days
+            if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
+                raise ValueError(
+                    f"{name}: must be a whole multiple of dt_days ({self.dt_days}), "
+                    f"got {getattr(self, name)}"
+                )
+        return self
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.duration_days / self.dt_days))
+
+    @property
+    def record_every_steps(self) -> int:
+        return max(1, int(round(self.record_every_days / self.dt_days)))
+
+
+class Scenario(Strict):
+    """A simulated patient: clone types, mutation graph, lesions, seeding and settings."""
+
+    id: str = Field("scenario", description="Stable identifier.")
+    description: str = Field("", description="One-line description.")
+    long_description: str = Field("", description="What the scenario shows and how it was set.")
+    citations: list[Citation] = Field(default_factory=list)
+    clones: dict[str, Clone] = Field(description="Clone types by name, in a fixed order.")
+    mutations: list[Mutation] = Field(default_factory=list)
+    lesions: dict[str, Lesion] = Field(description="Lesions present at time 0, by name.")
+    seeding: Seeding = Field(default_factory=Seeding)
+    simulation: Simulation = Field(default_factory=Simulation)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Scenario:
+        if not self.clones:
+            raise ValueError("clones: at least one clone type is required")
+        if not self.lesions:
+            raise ValueError("lesions: at least one lesion is required")
+        names = list(self.clones)
+        for index, mutation in enumerate(self.mutations):
+            for key, name in (("from", mutation.source), ("to", mutation.target)):
+                _require_known(f"mutations[{index}].{key}", name, names, "clone type")
+            if mutation.source == mutation.target:
+                raise ValueError(f"mutations[{index}].to: must differ from 'from' ({mutation.source})")
+        for clone in names:
+            total = sum(m.probability for m in self.mutations if m.source == clone)
+            if total > 1:
+                raise ValueError(
+                    f"mutations: probabilities out of '{clone}' must sum to <= 1, got {total}"
+                )
+        for lesion_name, lesion in self.lesions.items():
+            for clone in lesion.cells:
+                _require_known(f"lesions.{lesion_name}.cells.{clone}", clone, names, "clone type")
+            if sum(lesion.cells.values()) == 0:
+                raise ValueError(f"lesions.{lesion_name}.cells: a lesion needs at least one cell")
+        return self
+
+    def growth_law_of(self, lesion: Lesion) -> str:
+        return lesion.growth_law or self.simulation.growth_law
+
+    @property
+    def sites(self) -> list[str]:
+        """Every site named by a lesion or a seeding weight, in first-seen order."""
+        seen = [lesion.site for lesion in self.lesions.values()] + list(self.seeding.site_weights)
+        return list(dict.fromkeys(seen))
+
+
+def _require_known(path: str, name: str, known: list[str], what: str) -> None:
+    if name not in known:
+        raise ValueError(f"{path}: unknown {what} '{name}'{_suggestion(name, known)}")
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; allowed: {', '.join(known)}"
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_scenario(source: str | Path | dict, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load and validate a scenario.
+
+    Parameters
+    ----------
+    source
+        Path of a TOML file, the id of a catalog scenario, or a dict of the same shape.
+    overrides
+        Dotted paths and values applied before validation, e.g. ``{"clones.T790M.birth": 0.1}``.
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the field path, the value and what is allowed.
+    """
+    raw = _read_raw(source)
+    for path, value in (overrides or {}).items():
+        set_path(raw, path, value)
+    return validate_scenario(raw)
+
+
+def validate_scenario(raw: dict) -> Scenario:
+    """Validate a dict into a Scenario, turning pydantic's report into one clear line."""
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as error:
+        raise ScenarioError(_first_error_line(error)) from None
+
+
+def _read_raw(source: str | Path | dict) -> dict:
+    if isinstance(source, dict):
+        return _deep_copy(source)
+    path = Path(source)
+    if not path.exists():
+        from simulator.catalog import catalog_path
+
+        found = catalog_path(str(source))
+        if found is None:
+            raise ScenarioError(f"scenario: no file or catalog id '{source}'")
+        path = found
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{path}: malformed TOML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{path}: cannot read: {error}") from None
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value as TOML (numbers, booleans, lists), else keep it a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_path(raw: dict, path: str, value: Any) -> None:
+    """Set ``raw[a][b][c] = value`` for ``path = 'a.b.c'``; list items as ``mutations.0.probability``."""
+    keys = path.split(".")
+    node: Any = raw
+    for depth, key in enumerate(keys[:-1]):
+        node = _child(node, key, ".".join(keys[: depth + 1]), create=True)
+    last = keys[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, path)] = value
+    else:
+        node[last] = value
+
+
+def get_path(raw: dict, path: str) -> Any:
+    node: Any = raw
+    keys = path.split(".")
+    for depth, key in enumerate(keys):
+        node = _child(node, key, ".".join(keys[: depth + 1]), create=False)
+    return node
+
+
+def _child(node: Any, key: str, path: str, create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, key, path)]
+    if not isinstance(node, dict):
+        raise ScenarioError(f"{path}: cannot descend into a value ({node!r})")
+    if key not in node:
+        if not create:
+            raise ScenarioError(f"{path}: not set in this scenario")
+        node[key] = {}
+    return node[key]
+
+
+def _list_index(node: list, key: str, path: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ScenarioError(f"{path}: must be an index from 0 to {len(node) - 1}, got '{key}'")
+    return int(key)
+
+
+# --- error messages --------------------------------------------------------------------------
+
+
+def _first_error_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    path = _format_loc(loc)
+    kind = first["type"]
+    given = first.get("input")
+    context = first.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"{path}: unknown key{_suggestion(str(loc[-1]), allowed)}"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    bounds = {
+        "greater_than_equal": ">=",
+        "greater_than": ">",
+        "less_than_equal": "<=",
+        "less_than": "<",
+    }
+    if kind in bounds:
+        limit = next(iter(context.values()))
+        return f"{path}: must be {bounds[kind]} {limit}, got {given!r}"
+    if kind == "literal_error":
+        return f"{path}: must be one of {context.get('expected')}, got {given!r}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if _RELATIVE_PATH.match(message):
+        # A table-level check names the field inside its table; prefix the table's path.
+        return f"{path}.{message}" if path else message
+    return f"{path}: {message}" if path else message
+
+
+_RELATIVE_PATH = re.compile(r"^[\w.\[\]-]+: ")
+
+
+def _format_loc(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The field names (as written in TOML) of the table at ``loc``."""
+    model: Any = Scenario
+    for item in loc:
+        model = _descend(model, item)
+        if model is None:
+            return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [field.alias or name for name, field in model.model_fields.items()]
+    return []
+
+
+def _descend(annotation: Any, item: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, field in annotation.model_fields.items():
+            if item in (name, field.alias):
+                return _unwrap(field.annotation)
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (dict, list):
+        return _unwrap(typing.get_args(annotation)[-1])
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/Annotated wrappers down to the model or container type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0]
+        else:
+            return annotation
+
+
+def scenario_json_schema() -> dict:
+    """JSON Schema of a scenario file (the TOML maps one to one onto JSON)."""
+    return Scenario.model_json_schema(by_alias=True)
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """The scenario as resolved (defaults filled in), in the shape of its TOML."""
+    return scenario.model_dump(mode="json", by_alias=True)
