@@ -321,8 +321,8 @@ def bnb_parameters(b, d, mu, dt):
     - pB: given no mutation and survival, the lineage size is geometric,
       P(N = k) proportional to pB^(k-1).
 
-    They are the generating function F(s) = E[s^N; no mutation] = pE + (pM - pE)(1 - pB) s /
-    (1 - pB s). With W = b + d + mu, R = sqrt((b - d)^2 + (2 (b + d) + mu) mu) and
+    Together they give the generating function
+    F(s) = E[s^N; no mutation] = pE + (pM - pE)(1 - pB) s / (1 - pB s). With W = b + d + mu, R = sqrt((b - d)^2 + (2 (b + d) + mu) mu) and
     tau = tanh(R dt / 2) / R, the formulas of REFERENCES B2 become
     pM = (1 + (2 d - W) tau) / (1 + (W - 2 b) tau) = 1 - 2 mu tau / (1 + (W - 2 b) tau),
     pE = 2 d tau / (1 + W tau),
