@@ -172,6 +172,185 @@ class Simulation(Strict):
         return max(1, int(round(self.record_every_days / self.dt_days)))
 
 
+class DrugEffect(Strict):
+    """How full exposure to a drug changes one clone type's rates (Emax/Hill in exposure)."""
+
+    birth_inhibition: Probability = Field(
+        0.0, description="Maximal fractional reduction of the birth rate (0..1)."
+    )
+    death_increase: Rate = Field(0.0, description="Maximal added death rate, per day.")
+    ec50: PositiveFinite | None = Field(
+        None, description="Exposure at half-maximal effect; defaults to the drug's ec50."
+    )
+    hill: PositiveFinite | None = Field(None, description="Hill coefficient; defaults to the drug's.")
+
+
+class Drug(Strict):
+    """A drug: one-compartment oral pharmacokinetics and its effect on each clone type.
+
+    Exposure is the concentration relative to the average steady state of the standard regimen
+    (``standard_dose`` every ``standard_interval_days``), so exposure 1 is standard dosing.
+    """
+
+    kind: Literal["targeted", "chemotherapy", "immunotherapy"] = "targeted"
+    half_life_days: PositiveFinite = Field(description="Elimination half-life, days.")
+    absorption_half_life_days: Annotated[Finite, Field(ge=0)] = Field(
+        0.0, description="Absorption half-life from the gut, days (0: instantaneous)."
+    )
+    standard_dose: PositiveFinite = Field(1.0, description="Standard dose (mg or relative units).")
+    standard_interval_days: PositiveFinite = Field(1.0, description="Standard dosing interval, days.")
+    ec50: PositiveFinite = Field(0.3, description="Exposure at half-maximal effect.")
+    hill: PositiveFinite = Field(1.0, description="Hill coefficient of the exposure-effect curve.")
+    penetration: dict[str, Annotated[Finite, Field(ge=0)]] = Field(
+        default_factory=dict, description="Exposure factor by site (default 1), e.g. brain = 0.3."
+    )
+    effects: dict[str, DrugEffect] = Field(
+        default_factory=dict, description="Effect by clone type; types not listed are unaffected."
+    )
+
+
+class Dosing(Strict):
+    """Doses of one drug: ``dose`` every ``every_days``, optionally only in the first
+    ``active_days`` of each ``cycle_days`` (pulses, intermittent schedules)."""
+
+    drug: str
+    dose: Annotated[Finite, Field(ge=0)] = Field(description="Dose, in the drug's dose unit.")
+    every_days: PositiveFinite = Field(1.0, description="Interval between doses, days.")
+    cycle_days: PositiveFinite | None = Field(None, description="Length of a dosing cycle, days.")
+    active_days: PositiveFinite | None = Field(
+        None, description="Days at the start of each cycle on which doses are given."
+    )
+
+    @model_validator(mode="after")
+    def _cycle_complete(self) -> Dosing:
+        if (self.cycle_days is None) != (self.active_days is None):
+            raise ValueError("active_days: give both cycle_days and active_days, or neither")
+        if self.cycle_days is not None and self.active_days > self.cycle_days:
+            raise ValueError(
+                f"active_days: must be <= cycle_days ({self.cycle_days}), got {self.active_days}"
+            )
+        return self
+
+
+class Line(Strict):
+    """A line of therapy: what is given, and where to go at systemic progression."""
+
+    dosing: list[Dosing] = Field(default_factory=list, description="Empty: no systemic drug.")
+    next: str | None = Field(None, description="Next line at progression (default: the next listed).")
+    on_mechanism: dict[str, str] = Field(
+        default_factory=dict,
+        description="Next line by resistance mechanism found at re-biopsy, e.g. T790M = 'osimertinib'.",
+    )
+
+
+class Therapy(Strict):
+    """Systemic therapy: lines in order; the first starts on ``start_day``."""
+
+    start_day: Annotated[Finite, Field(ge=0)] = Field(0.0, description="Day the first line starts.")
+    lines: dict[str, Line] = Field(default_factory=dict, description="Lines of therapy, in order.")
+
+
+class Modality(Strict):
+    """A local therapy of one lesion: kills a fraction of its cells; survivors regrow."""
+
+    kill_fraction: Probability = Field(description="Fraction of the lesion's cells killed.")
+    failure_probability: Probability = Field(0.0, description="Chance of a local failure.")
+    kill_fraction_on_failure: Probability = Field(0.5, description="Fraction killed on failure.")
+    site_kill_fraction: dict[str, Probability] = Field(
+        default_factory=dict, description="Kill fraction by site, overriding kill_fraction."
+    )
+
+
+def _default_modalities() -> dict[str, Modality]:
+    # Gan 2014: high-dose SBRT controls 85-100% of treated lesions at 12 months.
+    return {
+        "surgery": Modality(kill_fraction=0.99999, failure_probability=0.05),
+        "radiotherapy": Modality(kill_fraction=0.9999, failure_probability=0.1),
+        "ablation": Modality(kill_fraction=0.9999, failure_probability=0.15),
+    }
+
+
+class ScheduledLocalTherapy(Strict):
+    day: Annotated[Finite, Field(ge=0)]
+    lesion: str
+    modality: str
+
+
+class Monitoring(Strict):
+    """What the clinic measures, and how well. The rules see only these observations."""
+
+    enabled: bool = Field(True, description="Visits with CT, marker and ctDNA.")
+    visit_every_days: PositiveFinite = Field(56.0, description="Days between visits.")
+    cells_per_cm3: PositiveFinite = Field(1e9, description="Cell density to turn counts into size.")
+    detection_limit_mm: Annotated[Finite, Field(ge=0)] = Field(5.0, description="Smallest lesion CT shows, mm.")
+    measurable_mm: Annotated[Finite, Field(ge=0)] = Field(10.0, description="RECIST measurable size, mm.")
+    measurement_sd_mm: Annotated[Finite, Field(ge=0)] = Field(1.0, description="CT measurement noise (SD), mm.")
+    marker_per_1e9_cells: Annotated[Finite, Field(ge=0)] = Field(
+        2.0, description="Tumour marker (CEA-like, ng/mL) per 1e9 tumour cells."
+    )
+    marker_background: Annotated[Finite, Field(ge=0)] = Field(1.5, description="Marker without tumour, ng/mL.")
+    marker_cv: Annotated[Finite, Field(ge=0)] = Field(0.1, description="Marker measurement noise, coefficient of variation.")
+    ctdna_shed_per_death: Annotated[Finite, Field(ge=0)] = Field(
+        1.4e-4, description="Genome equivalents released per dying cell (Avanzini 2020)."
+    )
+    ctdna_elimination_per_day: PositiveFinite = Field(33.0, description="ctDNA clearance, per day.")
+    blood_fraction_sampled: Probability = Field(
+        0.003, description="Fraction of circulating DNA in one draw (15 mL of 5 L)."
+    )
+    normal_cfdna_copies: Annotated[Finite, Field(ge=0)] = Field(
+        3000.0, description="Genome equivalents of normal cell-free DNA in one draw."
+    )
+    ctdna_min_copies: int = Field(2, ge=1, description="Mutant copies needed to call a variant.")
+    biopsy_min_fraction: Probability = Field(
+        0.05, description="Fraction of a lesion a genotype needs to be found at re-biopsy."
+    )
+
+
+class Oligoprogression(Strict):
+    enabled: bool = True
+    max_lesions: int = Field(3, ge=1, le=5, description="Most progressing lesions treated locally.")
+    modality: str = Field("radiotherapy", description="Local therapy of progressing lesions.")
+
+
+class Holiday(Strict):
+    """Stop the drug after a deep response with negative ctDNA; restart on a rise."""
+
+    enabled: bool = False
+    min_visits: int = Field(2, ge=1, description="Consecutive responding, ctDNA-negative visits.")
+    max_sum_mm: Annotated[Finite, Field(ge=0)] = Field(20.0, description="Largest target sum to stop, mm.")
+    restart_marker_rise: Annotated[Finite, Field(ge=0)] = Field(
+        0.5, description="Restart when the marker exceeds its value at stopping by this fraction."
+    )
+
+
+class Adaptive(Strict):
+    """Adaptive therapy (Zhang 2017): stop below a fraction of the baseline marker, restart at it."""
+
+    enabled: bool = False
+    stop_fraction: Annotated[Finite, Field(gt=0, lt=1)] = Field(0.5)
+    restart_fraction: Annotated[Finite, Field(gt=0)] = Field(1.0)
+
+
+class Consolidation(Strict):
+    """Local consolidative therapy of every residual lesion after a good systemic response."""
+
+    enabled: bool = False
+    max_lesions: int = Field(3, ge=1, description="Treat only if at most this many lesions are visible.")
+    after_days: Annotated[Finite, Field(ge=0)] = Field(90.0, description="Earliest day on therapy.")
+    modality: str = "radiotherapy"
+    primary_modality: str = Field("surgery", description="Modality for lesions at the first lesion's site.")
+
+
+class Policy(Strict):
+    """Built-in decision rules; they act on observations only."""
+
+    oligoprogression: Oligoprogression = Field(default_factory=Oligoprogression)
+    switch_on_progression: bool = Field(True, description="Switch line at systemic progression.")
+    holiday: Holiday = Field(default_factory=Holiday)
+    adaptive: Adaptive = Field(default_factory=Adaptive)
+    consolidation: Consolidation = Field(default_factory=Consolidation)
+
+
 class Scenario(Strict):
     """A simulated patient: clone types, mutation graph, lesions, seeding and settings."""
 
@@ -183,6 +362,14 @@ class Scenario(Strict):
     mutations: list[Mutation] = Field(default_factory=list)
     lesions: dict[str, Lesion] = Field(description="Lesions present at time 0, by name.")
     seeding: Seeding = Field(default_factory=Seeding)
+    drugs: dict[str, Drug] = Field(default_factory=dict, description="Drugs by name.")
+    therapy: Therapy = Field(default_factory=Therapy)
+    local_therapy: dict[str, Modality] = Field(
+        default_factory=_default_modalities, description="Local therapy modalities by name."
+    )
+    scheduled_local_therapy: list[ScheduledLocalTherapy] = Field(default_factory=list)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    policy: Policy = Field(default_factory=Policy)
     simulation: Simulation = Field(default_factory=Simulation)
 
     @model_validator(mode="after")
@@ -208,16 +395,65 @@ class Scenario(Strict):
                 _require_known(f"lesions.{lesion_name}.cells.{clone}", clone, names, "clone type")
             if sum(lesion.cells.values()) == 0:
                 raise ValueError(f"lesions.{lesion_name}.cells: a lesion needs at least one cell")
+        self._check_therapy_references(names)
         return self
+
+    def _check_therapy_references(self, clone_names: list[str]) -> None:
+        drugs, lines, modalities = list(self.drugs), list(self.therapy.lines), list(self.local_therapy)
+        mechanisms = sorted({c.resistance for c in self.clones.values() if c.resistance})
+        for drug_name, drug in self.drugs.items():
+            for clone in drug.effects:
+                _require_known(f"drugs.{drug_name}.effects.{clone}", clone, clone_names, "clone type")
+        for line_name, line in self.therapy.lines.items():
+            for index, dosing in enumerate(line.dosing):
+                _require_known(f"therapy.lines.{line_name}.dosing[{index}].drug", dosing.drug, drugs, "drug")
+            if line.next is not None:
+                _require_known(f"therapy.lines.{line_name}.next", line.next, lines, "line")
+            for mechanism, target in line.on_mechanism.items():
+                _require_known(f"therapy.lines.{line_name}.on_mechanism.{mechanism}", mechanism,
+                               mechanisms, "resistance mechanism")
+                _require_known(f"therapy.lines.{line_name}.on_mechanism.{mechanism}", target, lines, "line")
+        for index, item in enumerate(self.scheduled_local_therapy):
+            _require_known(f"scheduled_local_therapy[{index}].lesion", item.lesion, list(self.lesions), "lesion")
+            _require_known(f"scheduled_local_therapy[{index}].modality", item.modality, modalities, "modality")
+        policy = self.policy
+        _require_known("policy.oligoprogression.modality", policy.oligoprogression.modality, modalities, "modality")
+        _require_known("policy.consolidation.modality", policy.consolidation.modality, modalities, "modality")
+        _require_known("policy.consolidation.primary_modality", policy.consolidation.primary_modality,
+                       modalities, "modality")
+        if policy.adaptive.enabled and policy.holiday.enabled:
+            raise ValueError("policy.adaptive.enabled: cannot be combined with policy.holiday.enabled")
+        dt = self.simulation.dt_days
+        for name, value in (("monitoring.visit_every_days", self.monitoring.visit_every_days),
+                            ("therapy.start_day", self.therapy.start_day)):
+            _require_multiple(name, value, dt)
+        for line_name, line in self.therapy.lines.items():
+            for index, dosing in enumerate(line.dosing):
+                for key in ("every_days", "cycle_days", "active_days"):
+                    value = getattr(dosing, key)
+                    if value is not None:
+                        _require_multiple(f"therapy.lines.{line_name}.dosing[{index}].{key}", value, dt)
 
     def growth_law_of(self, lesion: Lesion) -> str:
         return lesion.growth_law or self.simulation.growth_law
 
     @property
+    def mechanisms(self) -> list[str]:
+        """Resistance mechanisms carried by some clone type, sorted."""
+        return sorted({c.resistance for c in self.clones.values() if c.resistance})
+
+    @property
     def sites(self) -> list[str]:
         """Every site named by a lesion or a seeding weight, in first-seen order."""
         seen = [lesion.site for lesion in self.lesions.values()] + list(self.seeding.site_weights)
+        seen += [site for drug in self.drugs.values() for site in drug.penetration]
         return list(dict.fromkeys(seen))
+
+
+def _require_multiple(path: str, value: float, dt: float) -> None:
+    ratio = value / dt
+    if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
+        raise ValueError(f"{path}: must be a whole multiple of simulation.dt_days ({dt}), got {value}")
 
 
 def _require_known(path: str, name: str, known: list[str], what: str) -> None:
