@@ -1,10 +1,14 @@
 """Scenario -> flat arrays for the engine. Nothing here draws a random number."""
 
+import math
+
 import numpy as np
 
 from simulator.engine.dynamics import GROWTH_LAW_CODES
-from simulator.engine.kernel import ModelArrays
+from simulator.engine.kernel import ClinicArrays, ModelArrays
 from simulator.scenario import Scenario
+
+LN2 = math.log(2.0)
 
 
 def lower(scenario: Scenario) -> ModelArrays:
@@ -55,4 +59,128 @@ def lower(scenario: Scenario) -> ModelArrays:
         n_steps=simulation.n_steps,
         record_every=simulation.record_every_steps,
         lethal_burden=float(simulation.lethal_burden),
+        clinic=lower_clinic(scenario, list(site_names), lambda days: int(round(days / simulation.dt_days))),
+    )
+
+
+def lower_clinic(scenario: Scenario, sites: list[str], steps) -> ClinicArrays:
+    """Drugs, lines, local therapy, monitoring and rules as arrays and numbers."""
+    clone_names = list(scenario.clones)
+    clone_index = {name: i for i, name in enumerate(clone_names)}
+    drug_names = list(scenario.drugs)
+    drug_index = {name: i for i, name in enumerate(drug_names)}
+    line_names = list(scenario.therapy.lines)
+    line_index = {name: i for i, name in enumerate(line_names)}
+    mechanisms = scenario.mechanisms
+    modality_names = list(scenario.local_therapy)
+    modality_index = {name: i for i, name in enumerate(modality_names)}
+    drugs = list(scenario.drugs.values())
+
+    elimination = np.array([LN2 / d.half_life_days for d in drugs], np.float64)
+    absorption = np.array(
+        [LN2 / d.absorption_half_life_days if d.absorption_half_life_days > 0 else 0.0 for d in drugs],
+        np.float64,
+    )
+    # Average amount at steady state of the standard regimen is dose / (k_e * interval).
+    normalisation = np.array(
+        [k * d.standard_interval_days / d.standard_dose for k, d in zip(elimination, drugs)], np.float64
+    )
+    penetration = np.array([[d.penetration.get(site, 1.0) for site in sites] for d in drugs],
+                           np.float64).reshape(len(drugs), len(sites))
+    effects = [
+        (drug_index[drug_name], clone_index[clone], effect.birth_inhibition, effect.death_increase,
+         effect.ec50 or drug.ec50, effect.hill or drug.hill)
+        for drug_name, drug in scenario.drugs.items()
+        for clone, effect in drug.effects.items()
+    ]
+    effects.sort(key=lambda e: e[0])
+    effect_drug = np.array([e[0] for e in effects], np.int64)
+
+    items = [
+        (line_index[line_name], drug_index[d.drug], d.dose, steps(d.every_days),
+         steps(d.cycle_days) if d.cycle_days else 0, steps(d.active_days) if d.active_days else 0)
+        for line_name, line in scenario.therapy.lines.items()
+        for d in line.dosing
+    ]
+    item_line = np.array([i[0] for i in items], np.int64)
+    line_next = np.array(
+        [line_index[line.next] if line.next else (i + 1 if i + 1 < len(line_names) else -1)
+         for i, line in enumerate(scenario.therapy.lines.values())],
+        np.int64,
+    )
+    on_mechanism = np.full((len(line_names), len(mechanisms)), -1, np.int64)
+    for i, line in enumerate(scenario.therapy.lines.values()):
+        for mechanism, target in line.on_mechanism.items():
+            on_mechanism[i, mechanisms.index(mechanism)] = line_index[target]
+
+    modalities = list(scenario.local_therapy.values())
+    scheduled = sorted(
+        (steps(item.day), list(scenario.lesions).index(item.lesion), modality_index[item.modality])
+        for item in scenario.scheduled_local_therapy
+    )
+    monitoring, policy = scenario.monitoring, scenario.policy
+    return ClinicArrays(
+        drug_absorption=absorption,
+        drug_elimination=elimination,
+        drug_normalisation=normalisation,
+        drug_penetration=penetration,
+        effect_start=np.searchsorted(effect_drug, np.arange(len(drugs) + 1)).astype(np.int64),
+        effect_clone=np.array([e[1] for e in effects], np.int64),
+        effect_birth=np.array([e[2] for e in effects], np.float64),
+        effect_death=np.array([e[3] for e in effects], np.float64),
+        effect_ec50=np.array([e[4] for e in effects], np.float64),
+        effect_hill=np.array([e[5] for e in effects], np.float64),
+        line_item_start=np.searchsorted(item_line, np.arange(len(line_names) + 1)).astype(np.int64),
+        item_drug=np.array([i[1] for i in items], np.int64),
+        item_dose=np.array([i[2] for i in items], np.float64),
+        item_every=np.array([i[3] for i in items], np.int64),
+        item_cycle=np.array([i[4] for i in items], np.int64),
+        item_active=np.array([i[5] for i in items], np.int64),
+        line_next=line_next,
+        line_on_mechanism=on_mechanism,
+        clone_mechanism=np.array(
+            [mechanisms.index(c.resistance) if c.resistance else -1 for c in scenario.clones.values()],
+            np.int64,
+        ),
+        modality_kill=np.array(
+            [[m.site_kill_fraction.get(site, m.kill_fraction) for site in sites] for m in modalities],
+            np.float64,
+        ).reshape(len(modalities), len(sites)),
+        modality_failure=np.array([m.failure_probability for m in modalities], np.float64),
+        modality_failure_kill=np.array([m.kill_fraction_on_failure for m in modalities], np.float64),
+        scheduled_step=np.array([s[0] for s in scheduled], np.int64),
+        scheduled_lesion=np.array([s[1] for s in scheduled], np.int64),
+        scheduled_modality=np.array([s[2] for s in scheduled], np.int64),
+        therapy_start_step=steps(scenario.therapy.start_day),
+        visit_every_steps=steps(monitoring.visit_every_days) if monitoring.enabled else 0,
+        external_policy=False,
+        cells_per_cm3=float(monitoring.cells_per_cm3),
+        detection_limit_mm=float(monitoring.detection_limit_mm),
+        measurable_mm=float(monitoring.measurable_mm),
+        measurement_sd_mm=float(monitoring.measurement_sd_mm),
+        marker_per_cell=float(monitoring.marker_per_1e9_cells) / 1e9,
+        marker_background=float(monitoring.marker_background),
+        marker_cv=float(monitoring.marker_cv),
+        ctdna_shed=float(monitoring.ctdna_shed_per_death),
+        ctdna_elimination=float(monitoring.ctdna_elimination_per_day),
+        blood_fraction=float(monitoring.blood_fraction_sampled),
+        ctdna_min_copies=int(monitoring.ctdna_min_copies),
+        biopsy_min_fraction=float(monitoring.biopsy_min_fraction),
+        oligo_enabled=bool(policy.oligoprogression.enabled),
+        oligo_max_lesions=int(policy.oligoprogression.max_lesions),
+        oligo_modality=modality_index[policy.oligoprogression.modality],
+        switch_enabled=bool(policy.switch_on_progression),
+        holiday_enabled=bool(policy.holiday.enabled),
+        holiday_min_visits=int(policy.holiday.min_visits),
+        holiday_max_sum_mm=float(policy.holiday.max_sum_mm),
+        holiday_restart_rise=float(policy.holiday.restart_marker_rise),
+        adaptive_enabled=bool(policy.adaptive.enabled),
+        adaptive_stop=float(policy.adaptive.stop_fraction),
+        adaptive_restart=float(policy.adaptive.restart_fraction),
+        consolidation_enabled=bool(policy.consolidation.enabled),
+        consolidation_max_lesions=int(policy.consolidation.max_lesions),
+        consolidation_after_steps=steps(policy.consolidation.after_days),
+        consolidation_modality=modality_index[policy.consolidation.modality],
+        consolidation_primary_modality=modality_index[policy.consolidation.primary_modality],
+        primary_site=sites.index(next(iter(scenario.lesions.values())).site),
     )

@@ -12,20 +12,35 @@ from dataclasses import dataclass
 import numpy as np
 
 import simulator
+from simulator.engine import clinic as cl
+from simulator.engine.events import EVENT_BIOPSY, log_event
 from simulator.engine.kernel import (
     STATUS_EVENT_OVERFLOW,
     STATUS_LESION_OVERFLOW,
     STATUS_OK,
+    STATUS_VISIT,
+    Buffers,
     ModelArrays,
     allocate_buffers,
     simulate_kernel,
 )
 from simulator.lowering import lower
-from simulator.results import PatientResult, build_result
+from simulator.policy import (
+    LocalTherapy,
+    Policy,
+    PolicyError,
+    StartDrug,
+    StopDrug,
+    SwitchLine,
+    Visit,
+    check_actions,
+    lesions_seen,
+)
+from simulator.results import PatientResult, lesion_names_of, observation_tables, build_result
 from simulator.scenario import Scenario, scenario_to_dict
 
 MAX_LESIONS_LIMIT = 1 << 20
-INITIAL_EVENTS = 256
+INITIAL_EVENTS = 1024
 
 
 class CapacityError(RuntimeError):
@@ -37,16 +52,24 @@ def replicate_generator(seed: int, replicate: int = 0) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,))))
 
 
-def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int):
+def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
+              policy: "PolicyDriver | None" = None):
     """Run the kernel, enlarging its buffers and rerunning on overflow.
 
     A rerun draws the same random numbers (capacity never changes a draw), so the result is
-    the one a run with ample room would have given.
+    the one a run with ample room would have given. With a ``policy``, the kernel stops at
+    each visit and resumes once the policy has decided.
     """
     max_events = INITIAL_EVENTS
+    if policy is not None:
+        model = model._replace(clinic=model.clinic._replace(external_policy=True))
     while True:
         buffers = allocate_buffers(model, max_lesions, max_events)
-        status = simulate_kernel(model, replicate_generator(seed, replicate), buffers)
+        rng = replicate_generator(seed, replicate)
+        status = simulate_kernel(model, rng, buffers)
+        while status == STATUS_VISIT:
+            policy.decide(model, buffers)
+            status = simulate_kernel(model, rng, buffers)
         if status == STATUS_OK:
             return buffers
         if status == STATUS_LESION_OVERFLOW:
@@ -61,7 +84,8 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int):
             raise RuntimeError(f"engine status {status}")
 
 
-def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0) -> PatientResult:
+def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
+             policy: Policy | None = None) -> PatientResult:
     """Simulate one patient.
 
     Parameters
@@ -72,12 +96,101 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0) ->
         Seed of the random numbers; defaults to ``scenario.simulation.seed``.
     replicate
         Index of the replicate; replicate ``i`` is reproducible alone.
+    policy
+        A Python policy (see :mod:`simulator.policy`) deciding at each visit instead of the
+        scenario's built-in rules.
     """
     seed = scenario.simulation.seed if seed is None else int(seed)
     if seed < 0 or replicate < 0:
         raise ValueError(f"seed and replicate: must be >= 0, got {seed} and {replicate}")
-    buffers = run_model(lower(scenario), seed, replicate, scenario.simulation.max_lesions)
+    driver = PolicyDriver(scenario, policy) if policy is not None else None
+    buffers = run_model(lower(scenario), seed, replicate, scenario.simulation.max_lesions, driver)
     return build_result(scenario, buffers, provenance(scenario, seed, replicate))
+
+
+class PolicyDriver:
+    """Shows a Python policy each visit and turns its answer into kernel actions."""
+
+    def __init__(self, scenario: Scenario, policy: Policy):
+        self.scenario = scenario
+        self.policy = policy
+        self.lines = list(scenario.therapy.lines)
+        self.modalities = list(scenario.local_therapy)
+        self.sites = scenario.sites
+
+    def decide(self, model: ModelArrays, out: Buffers) -> None:
+        visit = self._visit(model, out)
+        actions = check_actions(self.policy(visit), visit)
+        names = list(visit.lesions["lesion"])
+        index_of = {name: i for i, name in enumerate(self._names(out))}
+        encoded = []
+        for action in actions:
+            if isinstance(action, LocalTherapy):
+                encoded.append((cl.ACTION_LOCAL_THERAPY, index_of[action.lesion],
+                                self.modalities.index(action.modality)))
+            elif isinstance(action, SwitchLine):
+                line = -1 if action.line is None else self.lines.index(action.line)
+                encoded += [(cl.ACTION_SWITCH_LINE, line, 0), (cl.ACTION_REBASELINE, 0, 0)]
+            elif isinstance(action, StopDrug):
+                encoded.append((cl.ACTION_STOP_DRUG, cl.REASON_POLICY, 0))
+            elif isinstance(action, StartDrug):
+                encoded.append((cl.ACTION_START_DRUG, cl.REASON_POLICY, 0))
+        if any(kind == cl.ACTION_LOCAL_THERAPY for kind, _, _ in encoded) and names:
+            encoded.append((cl.ACTION_REBASELINE, 0, 0))
+        if len(encoded) > out.action_kind.size:
+            raise PolicyError(f"policy: at most {out.action_kind.size} actions per visit, got {len(encoded)}")
+        for index, (kind, a, b) in enumerate(encoded):
+            out.action_kind[index], out.action_a[index], out.action_b[index] = kind, a, b
+        out.counters[5] = len(encoded)
+
+    def _names(self, out: Buffers):
+        n_lesions = int(out.counters[0])
+        return lesion_names_of(self.scenario, np.array(self.sites, dtype=object)[out.lesion_site[:n_lesions]])
+
+    def _visit(self, model: ModelArrays, out: Buffers) -> Visit:
+        visit = int(out.counters[4]) - 1
+        names = self._names(out)
+        n = int(out.obs_lesions[visit])
+        sites = np.array(self.sites, dtype=object)[out.lesion_site[:n]]
+        history, _ = observation_tables(self.scenario, out, names)
+        now = history.iloc[-1]
+        mechanisms = self.scenario.mechanisms
+        line = int(out.clock[cl.LINE])
+        time = float(out.obs_time[visit])
+        seen = lesions_seen(out.obs_diameter[visit, :n], names, sites, out.is_target[:n],
+                            out.progressing[:n], out.seen_at_baseline[:n])
+
+        def biopsy(lesion: str) -> dict[str, float]:
+            if lesion not in set(seen["lesion"]):
+                raise PolicyError(f"biopsy: no lesion '{lesion}' is seen on day {time:g}; "
+                                  f"seen: {', '.join(seen['lesion']) or 'none'}")
+            index = list(names).index(lesion)
+            cl.biopsy(model.clinic, out, index, out.found)
+            found = {m: float(out.found[i]) for i, m in enumerate(mechanisms) if out.found[i] > 0}
+            for mechanism, fraction in (found.items() or [(None, 0.0)]):
+                detail = -1 if mechanism is None else mechanisms.index(mechanism)
+                if not log_event(out, time, EVENT_BIOPSY, index, detail, fraction):
+                    raise CapacityError("event log full during a policy's biopsy")
+            return found
+
+        return Visit(
+            time=time,
+            day_on_therapy=time - self.scenario.therapy.start_day,
+            response=str(now["response"]),
+            lesions=seen,
+            sum_diameters_mm=float(now["sum_diameters_mm"]),
+            baseline_sum_mm=float(out.level[cl.BASELINE_SLD]),
+            nadir_sum_mm=float(out.level[cl.NADIR_SLD]),
+            marker=float(now["marker"]),
+            ctdna_positive=bool(now["ctdna_positive"]),
+            ctdna_vaf={m: float(now[f"vaf_{m}"]) if now[f"detected_{m}"] else 0.0 for m in mechanisms},
+            line=self.lines[line] if line >= 0 else None,
+            drug_on=bool(out.clock[cl.DRUG_ON]),
+            history=history.iloc[:-1].reset_index(drop=True),
+            lines=self.lines,
+            modalities=self.modalities,
+            _biopsy=biopsy,
+        )
 
 
 def provenance(scenario: Scenario, seed: int, replicate: int) -> dict:

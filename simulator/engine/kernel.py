@@ -1,10 +1,16 @@
-"""The simulation loop: lesions x clone types advanced step by step, with mutation and seeding.
+"""The simulation loop: lesions x clone types advanced step by step, with therapy and the clinic.
 
 State is a handful of flat arrays (struct of arrays). Each step, every living (lesion, clone)
 compartment advances by the exact BNB update with its rates held constant over the step;
 divisions that give a mutant daughter and cells that leave to found a new lesion are Poisson
 given the path (its integral taken by the trapezoid rule), and each new cell is born at a
 time drawn within the step and lives out the rest of the step stochastically.
+
+A step runs in this order: a visit if one is due (measure, assess, decide), the actions
+decided, scheduled local therapy, the first line's start, the doses due, the drug effects
+averaged over the step, the cell dynamics, pharmacokinetics, and the death check. Everything
+the loop needs to go on lives in ``Buffers``, so the kernel can stop at a visit, let a Python
+policy decide, and resume where it stopped.
 
 The kernel never raises a user-facing error: capacity problems come back as a status code.
 """
@@ -14,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from simulator.engine import clinic as cl
 from simulator.engine.dynamics import (
     EXPONENTIAL,
     bnb_advance,
@@ -21,29 +28,101 @@ from simulator.engine.dynamics import (
     density_factor,
     linear_density_fraction,
 )
+from simulator.engine.events import (
+    EVENT_BIOPSY,
+    EVENT_CLONE_APPEARS,
+    EVENT_DEATH,
+    EVENT_DRUG_RESTART,
+    EVENT_DRUG_STOP,
+    EVENT_EXTINCTION,
+    EVENT_LESION_EXTINCT,
+    EVENT_LESION_SEEDED,
+    EVENT_LINE_START,
+    EVENT_LOCAL_THERAPY,
+    EVENT_NAMES,
+    EVENT_PROGRESSION,
+    EVENT_THERAPY_EXHAUSTED,
+    log_event,
+)
 from simulator.engine.jit import jit
+from simulator.engine.therapy import advance_pk, give_due_doses, step_drug_effects
 
 STATUS_OK = 0
 STATUS_LESION_OVERFLOW = 1
 STATUS_EVENT_OVERFLOW = 2
+STATUS_VISIT = 3  # stopped at a visit for a Python policy to decide
 
-EVENT_CLONE_APPEARS = 0
-EVENT_LESION_SEEDED = 1
-EVENT_LESION_EXTINCT = 2
-EVENT_DEATH = 3
-EVENT_EXTINCTION = 4
-EVENT_NAMES = {
-    EVENT_CLONE_APPEARS: "clone_appears",
-    EVENT_LESION_SEEDED: "lesion_seeded",
-    EVENT_LESION_EXTINCT: "lesion_extinct",
-    EVENT_DEATH: "death",
-    EVENT_EXTINCTION: "extinction",
-}
+__all__ = ["EVENT_NAMES", "ModelArrays", "ClinicArrays", "Buffers", "simulate_kernel"]
 
 # New cells of one type born in one step are followed one by one up to this many; beyond it
 # they are lumped and given half a step each, an O(dt^2) approximation that only matters
 # when so many arise that their sum is nearly deterministic anyway.
 _INDIVIDUAL_NEW_CELLS = 16
+
+
+class ClinicArrays(NamedTuple):
+    """Drugs, lines, local therapy, monitoring and rules as numbers (see ``lowering``).
+
+    Counts of steps are in steps of ``dt``; exposures are relative to standard dosing.
+    """
+
+    drug_absorption: np.ndarray  # [D] per day (0: instantaneous)
+    drug_elimination: np.ndarray  # [D] per day
+    drug_normalisation: np.ndarray  # [D] exposure per unit amount
+    drug_penetration: np.ndarray  # [D, S]
+    effect_start: np.ndarray  # [D + 1] CSR offsets into the effect arrays
+    effect_clone: np.ndarray
+    effect_birth: np.ndarray  # maximal fractional birth inhibition
+    effect_death: np.ndarray  # maximal added death, per day
+    effect_ec50: np.ndarray
+    effect_hill: np.ndarray
+    line_item_start: np.ndarray  # [N + 1] CSR offsets into the dosing items
+    item_drug: np.ndarray
+    item_dose: np.ndarray
+    item_every: np.ndarray  # steps
+    item_cycle: np.ndarray  # steps, 0 for no cycle
+    item_active: np.ndarray  # steps
+    line_next: np.ndarray  # [N] -1: none
+    line_on_mechanism: np.ndarray  # [N, M] -1: none
+    clone_mechanism: np.ndarray  # [K] -1: none
+    modality_kill: np.ndarray  # [Q, S]
+    modality_failure: np.ndarray  # [Q]
+    modality_failure_kill: np.ndarray  # [Q]
+    scheduled_step: np.ndarray  # [P] sorted
+    scheduled_lesion: np.ndarray
+    scheduled_modality: np.ndarray
+    therapy_start_step: int
+    visit_every_steps: int  # 0: no visits
+    external_policy: bool  # stop at each visit for a Python policy
+    cells_per_cm3: float
+    detection_limit_mm: float
+    measurable_mm: float
+    measurement_sd_mm: float
+    marker_per_cell: float
+    marker_background: float
+    marker_cv: float
+    ctdna_shed: float
+    ctdna_elimination: float
+    blood_fraction: float
+    ctdna_min_copies: int
+    biopsy_min_fraction: float
+    oligo_enabled: bool
+    oligo_max_lesions: int
+    oligo_modality: int
+    switch_enabled: bool
+    holiday_enabled: bool
+    holiday_min_visits: int
+    holiday_max_sum_mm: float
+    holiday_restart_rise: float
+    adaptive_enabled: bool
+    adaptive_stop: float
+    adaptive_restart: float
+    consolidation_enabled: bool
+    consolidation_max_lesions: int
+    consolidation_after_steps: int
+    consolidation_modality: int
+    consolidation_primary_modality: int
+    primary_site: int
 
 
 class ModelArrays(NamedTuple):
@@ -67,10 +146,11 @@ class ModelArrays(NamedTuple):
     n_steps: int
     record_every: int  # steps
     lethal_burden: float
+    clinic: ClinicArrays
 
 
 class Buffers(NamedTuple):
-    """Preallocated outputs; their sizes are the capacities the kernel must respect."""
+    """Preallocated state and outputs; their sizes are the capacities the kernel respects."""
 
     cells: np.ndarray  # [Lmax, K] current counts
     lesion_site: np.ndarray  # [Lmax]
@@ -78,21 +158,63 @@ class Buffers(NamedTuple):
     lesion_law: np.ndarray  # [Lmax]
     lesion_parent: np.ndarray  # [Lmax], -1 for lesions present at time 0
     lesion_born: np.ndarray  # [Lmax] day of seeding
+    lesion_alive: np.ndarray  # [Lmax] had cells at the end of the last step
     record_time: np.ndarray  # [R]
     record_lesions: np.ndarray  # [R] lesions existing at that record
     records: np.ndarray  # [R, Lmax, K]
     event_time: np.ndarray  # [Emax]
     event_kind: np.ndarray  # [Emax]
     event_lesion: np.ndarray  # [Emax]
-    event_clone: np.ndarray  # [Emax]
+    event_detail: np.ndarray  # [Emax] meaning depends on the kind (see ``events``)
     event_value: np.ndarray  # [Emax]
     first_seen: np.ndarray  # [K] first day a type had cells, -1 if never
-    counters: np.ndarray  # [4] n_lesions, n_records, n_events, seeding events
+    counters: np.ndarray  # [6] lesions, records, events, seeding events, visits, actions
+    clock: np.ndarray  # [N_CLOCK] integer clinic state (see ``clinic``)
+    level: np.ndarray  # [N_LEVEL] float clinic state
+    gut: np.ndarray  # [D] drug amounts awaiting absorption
+    central: np.ndarray  # [D] drug amounts in the body
+    dose_given: np.ndarray  # [D] cumulative dose
+    birth_scale: np.ndarray  # [S, K] drug factor on birth over the current step
+    death_add: np.ndarray  # [S, K] drug-added death over the current step
+    arrivals: np.ndarray  # [K] scratch: new cells of each type in a lesion this step
+    found: np.ndarray  # [M] scratch: mechanism fractions found at biopsy
+    biopsy_lesion: np.ndarray  # [1] lesion biopsied at this visit, -1 for none
+    is_target: np.ndarray  # [Lmax] RECIST target lesion at the current baseline
+    seen_at_baseline: np.ndarray  # [Lmax]
+    lesion_nadir: np.ndarray  # [Lmax] smallest diameter since baseline, mm
+    progressing: np.ndarray  # [Lmax] progressing on its own at this visit
+    obs_time: np.ndarray  # [V]
+    obs_lesions: np.ndarray  # [V] lesions existing (in truth) at the visit
+    obs_diameter: np.ndarray  # [V, Lmax] CT diameter, mm (0: not seen)
+    obs_target: np.ndarray  # [V, Lmax]
+    obs_marker: np.ndarray  # [V]
+    obs_tumour_copies: np.ndarray  # [V] tumour genome copies in the blood draw
+    obs_copies: np.ndarray  # [V, M + 1] copies by mechanism (last: no mechanism)
+    obs_sld: np.ndarray  # [V] sum of target diameters, mm
+    obs_response: np.ndarray  # [V] RECIST code
+    obs_line: np.ndarray  # [V] line at the visit (before its decisions)
+    obs_drug_on: np.ndarray  # [V]
+    action_kind: np.ndarray  # [A] pending actions
+    action_a: np.ndarray
+    action_b: np.ndarray
+
+
+MAX_ACTIONS = 64
+
+
+def visit_capacity(model: ModelArrays) -> int:
+    every = model.clinic.visit_every_steps
+    return 1 if every <= 0 else max(model.n_steps - model.clinic.therapy_start_step, 0) // every + 2
 
 
 def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int) -> Buffers:
     n_clones = model.birth.size
     n_records = model.n_steps // model.record_every + 2
+    n_sites = model.site_cumulative_weight.size
+    n_drugs = model.clinic.drug_elimination.size
+    n_mechanisms = model.clinic.line_on_mechanism.shape[1]
+    n_visits = visit_capacity(model)
+    clock = np.zeros(cl.N_CLOCK, np.int64)
     return Buffers(
         cells=np.zeros((max_lesions, n_clones), np.int64),
         lesion_site=np.full(max_lesions, -1, np.int64),
@@ -100,31 +222,46 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int) -> B
         lesion_law=np.zeros(max_lesions, np.int64),
         lesion_parent=np.full(max_lesions, -1, np.int64),
         lesion_born=np.zeros(max_lesions),
+        lesion_alive=np.zeros(max_lesions, np.bool_),
         record_time=np.zeros(n_records),
         record_lesions=np.zeros(n_records, np.int64),
         records=np.zeros((n_records, max_lesions, n_clones), np.int64),
         event_time=np.zeros(max_events),
         event_kind=np.zeros(max_events, np.int64),
         event_lesion=np.zeros(max_events, np.int64),
-        event_clone=np.zeros(max_events, np.int64),
+        event_detail=np.zeros(max_events, np.int64),
         event_value=np.zeros(max_events),
         first_seen=np.full(n_clones, -1.0),
-        counters=np.zeros(4, np.int64),
+        counters=np.zeros(6, np.int64),
+        clock=clock,
+        level=np.zeros(cl.N_LEVEL),
+        gut=np.zeros(n_drugs),
+        central=np.zeros(n_drugs),
+        dose_given=np.zeros(n_drugs),
+        birth_scale=np.ones((n_sites, n_clones)),
+        death_add=np.zeros((n_sites, n_clones)),
+        arrivals=np.zeros(n_clones, np.int64),
+        found=np.zeros(n_mechanisms),
+        biopsy_lesion=np.full(1, -1, np.int64),
+        is_target=np.zeros(max_lesions, np.bool_),
+        seen_at_baseline=np.zeros(max_lesions, np.bool_),
+        lesion_nadir=np.zeros(max_lesions),
+        progressing=np.zeros(max_lesions, np.bool_),
+        obs_time=np.zeros(n_visits),
+        obs_lesions=np.zeros(n_visits, np.int64),
+        obs_diameter=np.zeros((n_visits, max_lesions)),
+        obs_target=np.zeros((n_visits, max_lesions), np.bool_),
+        obs_marker=np.zeros(n_visits),
+        obs_tumour_copies=np.zeros(n_visits, np.int64),
+        obs_copies=np.zeros((n_visits, n_mechanisms + 1), np.int64),
+        obs_sld=np.zeros(n_visits),
+        obs_response=np.zeros(n_visits, np.int64),
+        obs_line=np.zeros(n_visits, np.int64),
+        obs_drug_on=np.zeros(n_visits, np.int64),
+        action_kind=np.zeros(MAX_ACTIONS, np.int64),
+        action_a=np.zeros(MAX_ACTIONS, np.int64),
+        action_b=np.zeros(MAX_ACTIONS, np.int64),
     )
-
-
-@jit
-def _log_event(out, time, kind, lesion, clone, value):
-    index = out.counters[2]
-    if index >= out.event_time.size:
-        return False
-    out.event_time[index] = time
-    out.event_kind[index] = kind
-    out.event_lesion[index] = lesion
-    out.event_clone[index] = clone
-    out.event_value[index] = value
-    out.counters[2] = index + 1
-    return True
 
 
 @jit
@@ -203,7 +340,7 @@ def _seed_lesion(model, out, rng, clone, parent, n_start, n_end, time, birth_sca
     out.lesion_parent[lesion] = parent
     out.lesion_born[lesion] = time + born
     out.cells[lesion, clone] = founders
-    return _log_event(out, time + born, EVENT_LESION_SEEDED, lesion, clone, float(parent))
+    return log_event(out, time + born, EVENT_LESION_SEEDED, lesion, clone, float(parent))
 
 
 @jit
@@ -262,8 +399,8 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, arriv
 
 
 @jit
-def _note_changes(model, out, lesion_alive, time):
-    """Log first appearances and lesion extinctions; returns the total burden."""
+def _note_changes(model, out, time):
+    """Log first appearances and lesion extinctions; returns the total burden (-1: log full)."""
     total = 0.0
     for lesion in range(out.counters[0]):
         lesion_total = 0
@@ -272,23 +409,18 @@ def _note_changes(model, out, lesion_alive, time):
             lesion_total += n
             if n > 0 and out.first_seen[clone] < 0.0:
                 out.first_seen[clone] = time
-                if not _log_event(out, time, EVENT_CLONE_APPEARS, lesion, clone, float(n)):
+                if not log_event(out, time, EVENT_CLONE_APPEARS, lesion, clone, float(n)):
                     return -1.0
-        if lesion_alive[lesion] and lesion_total == 0:
-            if not _log_event(out, time, EVENT_LESION_EXTINCT, lesion, -1, 0.0):
+        if out.lesion_alive[lesion] and lesion_total == 0:
+            if not log_event(out, time, EVENT_LESION_EXTINCT, lesion, -1, 0.0):
                 return -1.0
-        lesion_alive[lesion] = lesion_total > 0
+        out.lesion_alive[lesion] = lesion_total > 0
         total += lesion_total
     return total
 
 
 @jit
-def simulate_kernel(model, rng, out):
-    """Run one patient from time 0 to the end, to death or to extinction.
-
-    Returns a status code; results are written into ``out``.
-    """
-    n_clones = model.birth.size
+def _initialise(model, out):
     n_initial = model.initial_cells.shape[0]
     if n_initial > out.cells.shape[0]:
         return STATUS_LESION_OVERFLOW
@@ -297,36 +429,198 @@ def simulate_kernel(model, rng, out):
     out.lesion_capacity[:n_initial] = model.lesion_capacity
     out.lesion_law[:n_initial] = model.lesion_law
     out.counters[0] = n_initial
-    n_sites = model.site_cumulative_weight.size
-    birth_scale = np.ones((n_sites, n_clones))
-    death_add = np.zeros((n_sites, n_clones))
-    arrivals = np.zeros(n_clones, np.int64)
-    lesion_alive = np.zeros(out.cells.shape[0], np.bool_)
     for lesion in range(n_initial):
-        lesion_alive[lesion] = True
-    if _note_changes(model, out, lesion_alive, 0.0) < 0.0:
+        out.lesion_alive[lesion] = True
+    out.clock[cl.LINE] = -1
+    out.clock[cl.OFF_REASON] = -1
+    out.clock[cl.BASELINE_PENDING] = 1
+    if _note_changes(model, out, 0.0) < 0.0:
         return STATUS_EVENT_OVERFLOW
     _record(out, 0.0)
-    time = 0.0
-    for step in range(model.n_steps):
+    return STATUS_OK
+
+
+@jit
+def _is_visit(model, step):
+    clinic = model.clinic
+    every = clinic.visit_every_steps
+    since = step - clinic.therapy_start_step
+    return every > 0 and since >= 0 and since % every == 0
+
+
+@jit
+def _visit(model, rng, out, step, time):
+    """Measure, assess and (with the built-in rules) decide. Returns a status code."""
+    clinic = model.clinic
+    visit = cl.observe(model, clinic, out, rng, time)
+    response = cl.assess(clinic, out, visit)
+    for lesion in range(out.obs_lesions[visit]):
+        out.obs_target[visit, lesion] = out.is_target[lesion]
+    if response == cl.RESPONSE_PD:
+        n_progressing = 0
+        for lesion in range(out.obs_lesions[visit]):
+            n_progressing += out.progressing[lesion]
+        if not log_event(out, time, EVENT_PROGRESSION, -1, -1, float(n_progressing)):
+            return STATUS_EVENT_OVERFLOW
+    if clinic.external_policy:
+        out.clock[cl.PHASE] = cl.PHASE_DECIDING
+        return STATUS_VISIT
+    out.biopsy_lesion[0] = -1
+    cl.builtin_rules(clinic, out, visit, response, step, out.found)
+    if out.biopsy_lesion[0] >= 0 and not _log_biopsy(out, time, out.biopsy_lesion[0], out.found):
+        return STATUS_EVENT_OVERFLOW
+    out.clock[cl.PHASE] = cl.PHASE_ACTING
+    return STATUS_OK
+
+
+@jit
+def _log_biopsy(out, time, lesion, found):
+    """One event per mechanism found at a re-biopsy, or one saying none was."""
+    any_found = False
+    for mechanism in range(found.size):
+        if found[mechanism] > 0.0:
+            any_found = True
+            if not log_event(out, time, EVENT_BIOPSY, lesion, mechanism, found[mechanism]):
+                return False
+    if not any_found:
+        return log_event(out, time, EVENT_BIOPSY, lesion, -1, 0.0)
+    return True
+
+
+@jit
+def _start_line(out, line, step, time):
+    out.clock[cl.LINE] = line
+    out.clock[cl.DRUG_ON] = 1 if line >= 0 else 0
+    out.clock[cl.DOSE_CLOCK] = step
+    out.clock[cl.OFF_REASON] = -1
+    out.clock[cl.HOLIDAY_VISITS] = 0
+    out.level[cl.ADAPTIVE_BASELINE] = 0.0
+    if line < 0:
+        return log_event(out, time, EVENT_THERAPY_EXHAUSTED, -1, -1, 0.0)
+    return log_event(out, time, EVENT_LINE_START, -1, line, 0.0)
+
+
+@jit
+def _apply_action(model, rng, out, step, time, kind, a, b):
+    """Carry out one action; False when the event log is full."""
+    if kind == cl.ACTION_LOCAL_THERAPY:
+        survived = cl.apply_local(model.clinic, out, rng, a, b)
+        return log_event(out, time, EVENT_LOCAL_THERAPY, a, b, survived)
+    if kind == cl.ACTION_SWITCH_LINE:
+        return _start_line(out, a, step, time)
+    if kind == cl.ACTION_STOP_DRUG and out.clock[cl.DRUG_ON] == 1:
+        out.clock[cl.DRUG_ON] = 0
+        out.clock[cl.OFF_REASON] = a
+        return log_event(out, time, EVENT_DRUG_STOP, -1, a, 0.0)
+    if kind == cl.ACTION_START_DRUG and out.clock[cl.DRUG_ON] == 0 and out.clock[cl.LINE] >= 0:
+        out.clock[cl.DRUG_ON] = 1
+        out.clock[cl.DOSE_CLOCK] = step
+        out.clock[cl.OFF_REASON] = -1
+        out.clock[cl.HOLIDAY_VISITS] = 0
+        return log_event(out, time, EVENT_DRUG_RESTART, -1, a, 0.0)
+    if kind == cl.ACTION_REBASELINE:
+        out.clock[cl.BASELINE_PENDING] = 1
+    return True
+
+
+@jit
+def _apply_actions(model, rng, out, step, time):
+    for index in range(out.counters[5]):
+        if not _apply_action(model, rng, out, step, time, out.action_kind[index],
+                             out.action_a[index], out.action_b[index]):
+            return STATUS_EVENT_OVERFLOW
+    out.counters[5] = 0
+    out.clock[cl.PHASE] = cl.PHASE_READY
+    return STATUS_OK
+
+
+@jit
+def _scheduled_therapy(model, rng, out, step, time):
+    """Local therapy the scenario schedules for this step, and the first line's start."""
+    clinic = model.clinic
+    while (out.clock[cl.NEXT_SCHEDULED] < clinic.scheduled_step.size
+           and clinic.scheduled_step[out.clock[cl.NEXT_SCHEDULED]] == step):
+        index = out.clock[cl.NEXT_SCHEDULED]
+        lesion = clinic.scheduled_lesion[index]
+        modality = clinic.scheduled_modality[index]
+        survived = cl.apply_local(clinic, out, rng, lesion, modality)
+        out.clock[cl.NEXT_SCHEDULED] = index + 1
+        if not log_event(out, time, EVENT_LOCAL_THERAPY, lesion, modality, survived):
+            return STATUS_EVENT_OVERFLOW
+    if (out.clock[cl.THERAPY_STARTED] == 0 and step >= clinic.therapy_start_step
+            and clinic.line_next.size > 0):
+        out.clock[cl.THERAPY_STARTED] = 1
+        if not _start_line(out, 0, step, time):
+            return STATUS_EVENT_OVERFLOW
+    return STATUS_OK
+
+
+@jit
+def _advance_cells(model, rng, out, step):
+    """Doses, drug effects, cell dynamics and pharmacokinetics of one step."""
+    clinic = model.clinic
+    time = step * model.dt
+    line = out.clock[cl.LINE]
+    if line >= 0 and out.clock[cl.DRUG_ON] == 1:
+        give_due_doses(clinic, out, line, step - out.clock[cl.DOSE_CLOCK])
+    step_drug_effects(clinic, out, model.dt, out.birth_scale, out.death_add)
+    for lesion in range(out.counters[0]):
+        status = _advance_lesion(model, out, rng, lesion, time, out.birth_scale, out.death_add,
+                                 out.arrivals)
+        if status != STATUS_OK:
+            return status
+    advance_pk(clinic, out, model.dt)
+    return STATUS_OK
+
+
+@jit
+def _end_of_step(model, out, step):
+    """Log changes, check for death or cure, record. Returns a status code."""
+    time = (step + 1) * model.dt
+    burden = _note_changes(model, out, time)
+    if burden < 0.0:
+        return STATUS_EVENT_OVERFLOW
+    finished = burden >= model.lethal_burden or burden == 0.0
+    if finished:
+        out.clock[cl.DONE] = 1
+        kind = EVENT_DEATH if burden > 0.0 else EVENT_EXTINCTION
+        if not log_event(out, time, kind, -1, -1, burden):
+            return STATUS_EVENT_OVERFLOW
+    if finished or (step + 1) % model.record_every == 0 or step + 1 == model.n_steps:
+        _record(out, time)
+    return STATUS_OK
+
+
+@jit
+def simulate_kernel(model, rng, out):
+    """Run one patient to the end, to death or to extinction, or until a visit needs a
+    Python policy's decision (``STATUS_VISIT``); calling again resumes where it stopped.
+
+    Returns a status code; results are written into ``out``.
+    """
+    if out.counters[1] == 0:
+        status = _initialise(model, out)
+        if status != STATUS_OK:
+            return status
+    while out.clock[cl.DONE] == 0 and out.clock[cl.STEP] < model.n_steps:
+        step = out.clock[cl.STEP]
         time = step * model.dt
-        for lesion in range(out.counters[0]):
-            status = _advance_lesion(
-                model, out, rng, lesion, time, birth_scale, death_add, arrivals
-            )
+        if out.clock[cl.PHASE] == cl.PHASE_READY and _is_visit(model, step):
+            status = _visit(model, rng, out, step, time)
             if status != STATUS_OK:
                 return status
-        time = (step + 1) * model.dt
-        burden = _note_changes(model, out, lesion_alive, time)
-        if burden < 0.0:
-            return STATUS_EVENT_OVERFLOW
-        finished = burden >= model.lethal_burden or burden == 0.0
-        if finished:
-            kind = EVENT_DEATH if burden > 0.0 else EVENT_EXTINCTION
-            if not _log_event(out, time, kind, -1, -1, burden):
-                return STATUS_EVENT_OVERFLOW
-        if finished or (step + 1) % model.record_every == 0 or step + 1 == model.n_steps:
-            _record(out, time)
-        if finished:
-            break
+        if out.clock[cl.PHASE] != cl.PHASE_READY:
+            status = _apply_actions(model, rng, out, step, time)
+            if status != STATUS_OK:
+                return status
+        status = _scheduled_therapy(model, rng, out, step, time)
+        if status != STATUS_OK:
+            return status
+        status = _advance_cells(model, rng, out, step)
+        if status != STATUS_OK:
+            return status
+        status = _end_of_step(model, out, step)
+        if status != STATUS_OK:
+            return status
+        out.clock[cl.STEP] = step + 1
     return STATUS_OK

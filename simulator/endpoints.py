@@ -1,0 +1,105 @@
+"""Clinical endpoints of one patient, from the events and visits the engine logged.
+
+Times are in days from the start of therapy (``therapy.start_day``). An endpoint whose event
+did not happen by the end of the run is censored there: ``pfs_days`` is then the follow-up
+time and ``progressed`` is False, as in a trial's data set.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from simulator.scenario import Scenario
+
+RESPONSE_RANK = {"CR": 0, "PR": 1, "SD": 2, "non-CR/non-PD": 3, "PD": 4}
+
+
+def patient_endpoints(scenario: Scenario, events: pd.DataFrame, visits: pd.DataFrame,
+                      dose_given: np.ndarray, end_time: float) -> dict:
+    """PFS, OS, TTF, time on each line, local therapies, holidays, dose and mechanisms.
+
+    ``relative_dose`` is the dose taken over what continuous standard dosing would have given
+    while each line was current (1 for standard continuous dosing; NaN without a drug).
+    """
+    start = float(scenario.therapy.start_day)
+    follow_up = max(end_time - start, 0.0)
+    kinds = events["kind"]
+    progression = events[kinds == "progression"]
+    death = events[kinds == "death"]
+    lines = events[kinds.isin(["line_start", "therapy_exhausted"])]
+    failures = lines[lines["time"] > lines["time"].min()] if len(lines) else lines
+    failure = pd.concat([failures["time"], death["time"]]).min() if len(lines) else math.nan
+    time_on_line = _time_on_line(lines, end_time)
+    endpoints = {
+        "pfs_days": _first(progression, start, follow_up),
+        "progressed": bool(len(progression)),
+        "os_days": _first(death, start, follow_up),
+        "died": bool(len(death)),
+        "ttf_days": (failure - start) if not math.isnan(failure) else follow_up,
+        "treatment_failed": not math.isnan(failure),
+        "best_response": _best_response(visits),
+        "lines_used": int((kinds == "line_start").sum()),
+        "time_on_line": time_on_line,
+        "local_therapies": int((kinds == "local_therapy").sum()),
+        "holiday_days": _days_off(events, end_time),
+        "relative_dose": _relative_dose(scenario, time_on_line, dose_given),
+        "mechanisms_at_progression": _mechanisms(events),
+    }
+    return endpoints
+
+
+def _first(table: pd.DataFrame, start: float, follow_up: float) -> float:
+    return float(table["time"].iloc[0] - start) if len(table) else follow_up
+
+
+def _best_response(visits: pd.DataFrame) -> str | None:
+    seen = [r for r in visits["response"] if r in RESPONSE_RANK] if len(visits) else []
+    return min(seen, key=RESPONSE_RANK.get) if seen else None
+
+
+def _time_on_line(lines: pd.DataFrame, end_time: float) -> dict[str, float]:
+    """Days each line was current (summed if a line is taken twice)."""
+    totals: dict[str, float] = {}
+    times = list(lines["time"]) + [end_time]
+    for index, row in enumerate(lines.itertuples()):
+        if row.kind == "line_start":
+            totals[row.detail] = totals.get(row.detail, 0.0) + times[index + 1] - row.time
+    return totals
+
+
+def _days_off(events: pd.DataFrame, end_time: float) -> float:
+    """Days off the drug in holidays or adaptive pauses (not after the last line)."""
+    total, stopped = 0.0, None
+    for row in events.itertuples():
+        if row.kind == "drug_stop" and stopped is None:
+            stopped = row.time
+        elif row.kind in ("drug_restart", "line_start", "therapy_exhausted", "death") and stopped is not None:
+            total += row.time - stopped
+            stopped = None
+    if stopped is not None:
+        total += end_time - stopped
+    return total
+
+
+def _relative_dose(scenario: Scenario, time_on_line: dict[str, float], dose_given: np.ndarray) -> float:
+    """Dose taken, in standard doses, over the standard doses of continuous standard dosing
+    of every drug of each line while it was current."""
+    drugs = scenario.drugs
+    names = list(drugs)
+    expected = 0.0
+    for line_name, days in time_on_line.items():
+        for drug in {dosing.drug for dosing in scenario.therapy.lines[line_name].dosing}:
+            expected += days / drugs[drug].standard_interval_days
+    if expected <= 0:
+        return math.nan
+    taken = sum(float(dose_given[i]) / drugs[name].standard_dose for i, name in enumerate(names))
+    return taken / expected
+
+
+def _mechanisms(events: pd.DataFrame) -> list[str]:
+    """What each re-biopsy found: mechanisms joined by '+', or 'none'."""
+    biopsies = events[events["kind"] == "biopsy"]
+    return ["+".join(group["detail"]) for _, group in biopsies.groupby("time", sort=True)]
