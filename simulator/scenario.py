@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -365,12 +366,19 @@ class Scenario(Strict):
     drugs: dict[str, Drug] = Field(default_factory=dict, description="Drugs by name.")
     therapy: Therapy = Field(default_factory=Therapy)
     local_therapy: dict[str, Modality] = Field(
-        default_factory=_default_modalities, description="Local therapy modalities by name."
+        default_factory=_default_modalities,
+        description="Local therapy modalities by name; surgery, radiotherapy and ablation are "
+        "built in and may be overridden.",
     )
     scheduled_local_therapy: list[ScheduledLocalTherapy] = Field(default_factory=list)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     policy: Policy = Field(default_factory=Policy)
     simulation: Simulation = Field(default_factory=Simulation)
+
+    @field_validator("local_therapy", mode="after")
+    @classmethod
+    def _keep_default_modalities(cls, value: dict[str, Modality]) -> dict[str, Modality]:
+        return {**_default_modalities(), **value}
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Scenario:

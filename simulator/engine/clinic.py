@@ -352,15 +352,19 @@ def _count_visible(out, visit):
 
 
 @jit
-def builtin_rules(clinic, out, visit, response, step, found):
+def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - one rule per block
     """The built-in decision rules, as data in ``clinic``; they write actions into ``out``."""
     if response == RESPONSE_BASELINE:
         return
     line = out.clock[LINE]
     drug_on = out.clock[DRUG_ON] == 1
-    if response == RESPONSE_PD:
-        _on_progression(clinic, out, visit, step, line, drug_on, found)
-        return
+    n_progressing = 0
+    for lesion in range(out.obs_lesions[visit]):
+        if out.progressing[lesion]:
+            n_progressing += 1
+    if response == RESPONSE_PD or n_progressing > 0:
+        if _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, found):
+            return
     if line < 0:
         return
     positive = ctdna_positive(clinic, out, visit)
@@ -402,22 +406,25 @@ def builtin_rules(clinic, out, visit, response, step, found):
 
 
 @jit
-def _on_progression(clinic, out, visit, step, line, drug_on, found):
+def _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, found):
+    """Progression of the patient (RECIST) or of single lesions. Returns True if it acted.
+
+    Off the drug (holiday, adaptive pause): take it again. A few lesions progressing on their
+    own (oligoprogression, even while the sum still responds): treat them locally and keep
+    the drug. Systemic progression: re-biopsy and switch line.
+    """
     if line >= 0 and not drug_on:
-        # Progression off the drug (holiday or adaptive pause): take the drug again.
         _push_action(out, ACTION_START_DRUG, REASON_PROGRESSION, 0)
         _push_action(out, ACTION_REBASELINE, 0, 0)
-        return
-    n_progressing = 0
-    for lesion in range(out.obs_lesions[visit]):
-        if out.progressing[lesion]:
-            n_progressing += 1
-    if clinic.oligo_enabled and 0 < n_progressing <= clinic.oligo_max_lesions:
+        return True
+    if line >= 0 and clinic.oligo_enabled and 0 < n_progressing <= clinic.oligo_max_lesions:
         for lesion in range(out.obs_lesions[visit]):
             if out.progressing[lesion]:
                 _push_action(out, ACTION_LOCAL_THERAPY, lesion, clinic.oligo_modality)
         _push_action(out, ACTION_REBASELINE, 0, 0)
-        return
+        return True
+    if response != RESPONSE_PD:
+        return False
     if line >= 0 and clinic.switch_enabled:
         target = _biopsy_lesion(out, visit)
         if target >= 0:
@@ -427,6 +434,7 @@ def _on_progression(clinic, out, visit, step, line, drug_on, found):
         out.biopsy_lesion[0] = target
         _push_action(out, ACTION_SWITCH_LINE, choose_next_line(clinic, out, line, found, visit), 0)
     _push_action(out, ACTION_REBASELINE, 0, 0)
+    return True
 
 
 @jit

@@ -494,7 +494,6 @@ def _start_line(out, line, step, time):
     out.clock[cl.DOSE_CLOCK] = step
     out.clock[cl.OFF_REASON] = -1
     out.clock[cl.HOLIDAY_VISITS] = 0
-    out.level[cl.ADAPTIVE_BASELINE] = 0.0
     if line < 0:
         return log_event(out, time, EVENT_THERAPY_EXHAUSTED, -1, -1, 0.0)
     return log_event(out, time, EVENT_LINE_START, -1, line, 0.0)
@@ -507,6 +506,8 @@ def _apply_action(model, rng, out, step, time, kind, a, b):
         survived = cl.apply_local(model.clinic, out, rng, a, b)
         return log_event(out, time, EVENT_LOCAL_THERAPY, a, b, survived)
     if kind == cl.ACTION_SWITCH_LINE:
+        # A new line's adaptive baseline is the marker at its own baseline visit.
+        out.level[cl.ADAPTIVE_BASELINE] = 0.0
         return _start_line(out, a, step, time)
     if kind == cl.ACTION_STOP_DRUG and out.clock[cl.DRUG_ON] == 1:
         out.clock[cl.DRUG_ON] = 0
