@@ -585,7 +585,9 @@ def _list_index(node: list, key: str, path: str) -> int:
 
 
 def _first_error_line(error: ValidationError) -> str:
-    first = error.errors()[0]
+    errors = error.errors()
+    # A misspelt key also makes its correct spelling "missing": name the misspelling.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     path = _format_loc(loc)
     kind = first["type"]
