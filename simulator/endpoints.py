@@ -47,6 +47,7 @@ def patient_endpoints(scenario: Scenario, events: pd.DataFrame, visits: pd.DataF
         "holiday_days": _days_off(events, end_time),
         "relative_dose": _relative_dose(scenario, time_on_line, dose_given),
         "mechanisms_at_progression": _mechanisms(events),
+        "end_days": follow_up,
     }
     return endpoints
 
@@ -103,3 +104,28 @@ def _mechanisms(events: pd.DataFrame) -> list[str]:
     """What each re-biopsy found: mechanisms joined by '+', or 'none'."""
     biopsies = events[events["kind"] == "biopsy"]
     return ["+".join(group["detail"]) for _, group in biopsies.groupby("time", sort=True)]
+
+
+def untreated_doubling_days(scenario: Scenario) -> float:
+    """Volume doubling time of the whole tumour at time 0 without therapy, in days.
+
+    The burden-weighted net growth rate of every clone type in every lesion, slowed by the
+    lesion's density law at its initial size (as the engine does): ln 2 over that rate.
+    """
+    law_default = scenario.simulation.growth_law
+    total, growth = 0.0, 0.0
+    for lesion in scenario.lesions.values():
+        cells = float(sum(lesion.cells.values()))
+        law = lesion.growth_law or law_default
+        factor = 1.0
+        if law == "logistic":
+            factor = 1.0 - cells / lesion.carrying_capacity
+        elif law == "gompertz":
+            factor = math.log(lesion.carrying_capacity / cells) / math.log(lesion.carrying_capacity)
+        for clone, count in lesion.cells.items():
+            rates = scenario.clones[clone]
+            net = rates.birth - rates.death
+            growth += count * (net * factor if net > 0 else net)
+        total += cells
+    rate = growth / total
+    return math.log(2.0) / rate if rate > 0 else math.inf

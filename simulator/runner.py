@@ -85,7 +85,7 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
 
 
 def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
-             policy: Policy | None = None) -> PatientResult:
+             policy: Policy | None = None, keep_trajectory: bool = True) -> PatientResult:
     """Simulate one patient.
 
     Parameters
@@ -99,12 +99,18 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
     policy
         A Python policy (see :mod:`simulator.policy`) deciding at each visit instead of the
         scenario's built-in rules.
+    keep_trajectory
+        Record cell counts every ``simulation.record_every_days``; False keeps only the start
+        and the end (for cohorts, where only endpoints matter).
     """
     seed = scenario.simulation.seed if seed is None else int(seed)
     if seed < 0 or replicate < 0:
         raise ValueError(f"seed and replicate: must be >= 0, got {seed} and {replicate}")
     driver = PolicyDriver(scenario, policy) if policy is not None else None
-    buffers = run_model(lower(scenario), seed, replicate, scenario.simulation.max_lesions, driver)
+    model = lower(scenario)
+    if not keep_trajectory:
+        model = model._replace(record_every=max(1, scenario.simulation.n_steps))
+    buffers = run_model(model, seed, replicate, scenario.simulation.max_lesions, driver)
     return build_result(scenario, buffers, provenance(scenario, seed, replicate))
 
 

@@ -352,6 +352,87 @@ class Policy(Strict):
     consolidation: Consolidation = Field(default_factory=Consolidation)
 
 
+DISTRIBUTIONS = ("fixed", "uniform", "loguniform", "normal", "lognormal", "poisson", "choice")
+_DISTRIBUTION_PARAMETERS = {
+    "fixed": ("value",),
+    "uniform": ("low", "high"),
+    "loguniform": ("low", "high"),
+    "normal": ("mean", "sd"),
+    "lognormal": ("median", "sigma"),
+    "poisson": ("mean",),
+    "choice": ("values",),
+}
+
+
+class Distribution(Strict):
+    """A distribution of one patient parameter across a virtual cohort.
+
+    ``normal`` may be truncated to [low, high]; ``choice`` picks one of ``values`` with
+    ``weights`` (default equal).
+    """
+
+    distribution: Literal[DISTRIBUTIONS]
+    value: Finite | None = None
+    low: Finite | None = None
+    high: Finite | None = None
+    mean: Finite | None = None
+    sd: Annotated[Finite, Field(gt=0)] | None = None
+    median: Annotated[Finite, Field(gt=0)] | None = None
+    sigma: Annotated[Finite, Field(gt=0)] | None = None
+    values: list[Any] | None = None
+    weights: list[Annotated[Finite, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _parameters_complete(self) -> Distribution:
+        needed = _DISTRIBUTION_PARAMETERS[self.distribution]
+        for name in needed:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: required by distribution '{self.distribution}' "
+                                 f"(needs {', '.join(needed)})")
+        if self.distribution in ("uniform", "loguniform") and not self.low < self.high:
+            raise ValueError(f"high: must be > low ({self.low}), got {self.high}")
+        if self.distribution == "loguniform" and self.low <= 0:
+            raise ValueError(f"low: must be > 0 for a loguniform, got {self.low}")
+        if self.distribution == "poisson" and self.mean < 0:
+            raise ValueError(f"mean: must be >= 0 for a poisson, got {self.mean}")
+        if self.distribution == "choice":
+            if not self.values:
+                raise ValueError("values: must list at least one value")
+            if self.weights is not None and (len(self.weights) != len(self.values) or sum(self.weights) <= 0):
+                raise ValueError(f"weights: need {len(self.values)} non-negative weights with a positive sum")
+        return self
+
+
+class Cohort(Strict):
+    """How virtual patients differ: distributions over scenario parameters, optional lesions."""
+
+    parameters: dict[str, Distribution] = Field(
+        default_factory=dict,
+        description="Scenario path -> distribution, e.g. 'lesions.primary.cells.sensitive'.",
+    )
+    optional_lesions: dict[str, Probability] = Field(
+        default_factory=dict, description="Lesion -> probability that a patient has it."
+    )
+
+
+class Arm(Strict):
+    """A treatment strategy: overrides of scenario parameters (usually of the policy)."""
+
+    description: str = ""
+    set: dict[str, Any] = Field(default_factory=dict, description="Scenario path -> value.")
+
+
+REFERENCE_METRICS = {
+    "median_pfs_months": "median progression-free survival (Kaplan-Meier), months",
+    "median_os_months": "median overall survival (Kaplan-Meier), months",
+    "objective_response": "fraction with best response CR or PR",
+    "pd_best_response": "fraction with progression as best response",
+    "progressed_by_3_months": "fraction progressed within 3 months",
+    "t790m_at_progression": "fraction of first re-biopsies finding T790M",
+    "doubling_time_days": "median untreated volume doubling time, days",
+}
+
+
 class Scenario(Strict):
     """A simulated patient: clone types, mutation graph, lesions, seeding and settings."""
 
@@ -374,6 +455,13 @@ class Scenario(Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     policy: Policy = Field(default_factory=Policy)
     simulation: Simulation = Field(default_factory=Simulation)
+    cohort: Cohort = Field(default_factory=Cohort)
+    arms: dict[str, Arm] = Field(default_factory=dict, description="Treatment strategies by name.")
+    reference: dict[str, tuple[Finite, Finite]] = Field(
+        default_factory=dict,
+        description="Published ranges to compare a cohort with: metric -> [low, high]; metrics: "
+        + ", ".join(REFERENCE_METRICS),
+    )
 
     @field_validator("local_therapy", mode="after")
     @classmethod
@@ -404,6 +492,12 @@ class Scenario(Strict):
             if sum(lesion.cells.values()) == 0:
                 raise ValueError(f"lesions.{lesion_name}.cells: a lesion needs at least one cell")
         self._check_therapy_references(names)
+        for metric in self.reference:
+            _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
+        for lesion in self.cohort.optional_lesions:
+            _require_known(f"cohort.optional_lesions.{lesion}", lesion, list(self.lesions), "lesion")
+        if set(self.cohort.optional_lesions) >= set(self.lesions):
+            raise ValueError("cohort.optional_lesions: at least one lesion must always be present")
         return self
 
     def _check_therapy_references(self, clone_names: list[str]) -> None:
@@ -500,11 +594,55 @@ def load_scenario(source: str | Path | dict, overrides: dict[str, Any] | None = 
 
 
 def validate_scenario(raw: dict) -> Scenario:
-    """Validate a dict into a Scenario, turning pydantic's report into one clear line."""
+    """Validate a dict into a Scenario, turning pydantic's report into one clear line.
+
+    Paths named by cohort distributions and arms must exist, and every arm must give a valid
+    scenario.
+    """
+    scenario = _validate_one(raw)
+    if scenario.cohort.parameters or scenario.arms:
+        resolved = scenario_to_dict(scenario)
+        for path in scenario.cohort.parameters:
+            _require_path(resolved, path, f"cohort.parameters.{path}")
+        for name, arm in scenario.arms.items():
+            patient = patient_raw(resolved)
+            for path, value in arm.set.items():
+                _require_path(resolved, path, f"arms.{name}.set.{path}")
+                set_path(patient, path, value)
+            try:
+                Scenario.model_validate(patient)
+            except ValidationError as error:
+                raise ScenarioError(f"arms.{name}.set: {_first_error_line(error)}") from None
+    return scenario
+
+
+def _validate_one(raw: dict) -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except ValidationError as error:
         raise ScenarioError(_first_error_line(error)) from None
+
+
+def patient_raw(resolved: dict) -> dict:
+    """A resolved scenario without its cohort, arms and reference: one patient's scenario."""
+    raw = _deep_copy(resolved)
+    for key in ("cohort", "arms", "reference"):
+        raw.pop(key, None)
+    return raw
+
+
+def _require_path(raw: dict, path: str, field: str) -> None:
+    try:
+        get_path(raw, path)
+    except (KeyError, IndexError, TypeError, ValueError, ScenarioError):
+        parent, _, last = path.rpartition(".")
+        try:
+            node = get_path(raw, parent) if parent else raw
+            known = list(node) if isinstance(node, dict) else []
+        except Exception:
+            known = []
+        hint = _suggestion(last, known) if known else ""
+        raise ScenarioError(f"{field}: no scenario parameter '{path}'{hint}") from None
 
 
 def _read_raw(source: str | Path | dict) -> dict:
