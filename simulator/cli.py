@@ -96,6 +96,93 @@ def validate(scenario: str, assignments: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.option("-n", "--patients", "n", type=int, default=100, show_default=True, help="Virtual patients.")
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (results do not depend on it).")
+@click.option("--arm", "arms", multiple=True, help="Arm to run (repeat; default: every arm of the scenario).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for tables, figures and provenance.")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a scenario parameter.")
+@click.option("--compare-reference", is_flag=True, help="Print observed metrics beside the scenario's published ranges.")
+@click.option("--keep-trajectories", is_flag=True, help="Keep every patient's full result in memory (costly).")
+@click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
+@friendly_errors
+def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference, keep_trajectories, no_figures):
+    """Simulate a virtual cohort of SCENARIO, in every arm, and summarise it."""
+    from simulator.cohort import run_cohort
+
+    resolved = load_scenario(scenario, parse_overrides(assignments))
+    if n <= 0:
+        raise UsageProblem(f"-n: must be > 0, got {n}")
+    if workers <= 0:
+        raise UsageProblem(f"--workers: must be > 0, got {workers}")
+    if seed is not None and seed < 0:
+        raise UsageProblem(f"--seed: must be >= 0, got {seed}")
+    if out is not None:
+        prepare_output_directory(out)
+    result = run_cohort(resolved, n=n, seed=seed, workers=workers, arms=list(arms) or None,
+                        progress=sys.stderr.isatty(), keep_results=keep_trajectories)
+    click.echo(format_cohort(result, compare_reference))
+    if out is not None:
+        result.write(out)
+        if not no_figures:
+            from simulator.plots import save_cohort_figures
+
+            save_cohort_figures(result.endpoints, result.events, out)
+        click.echo(f"wrote {out}/")
+
+
+def format_cohort(result, compare_reference: bool) -> str:
+    import pandas as pd
+
+    lines = [f"cohort of {result.endpoints['patient'].nunique()} patients, seed {result.seed}, "
+             f"arms: {', '.join(result.arms)}"]
+    with pd.option_context("display.width", 160, "display.max_columns", 40, "display.precision", 3):
+        summary = result.summary().set_index("arm").T
+        lines.append(summary.to_string())
+        if len(result.arms) > 1:
+            lines.append("\ncomparison with the first arm (paired: same virtual patients):")
+            lines.append(result.comparisons().set_index(["arm", "endpoint"]).T.to_string())
+        if compare_reference:
+            if not result.scenario.reference:
+                lines.append("\n(this scenario gives no reference ranges)")
+            else:
+                table = result.compare_reference()
+                lines.append("\nobserved against reference (95% CI; doubling time: interquartile range):")
+                lines.append(table[["arm", "metric", "observed", "ci_low", "ci_high", "reference_low",
+                                    "reference_high", "within"]].to_string(index=False))
+    return "\n".join(lines)
+
+
+@main.command(name="list")
+def list_catalog() -> None:
+    """List the scenario catalog: id and one-line description."""
+    from simulator.catalog import catalog_ids
+
+    for scenario_id in catalog_ids():
+        click.echo(f"{scenario_id:38s} {load_scenario(scenario_id).description}")
+
+
+@main.command()
+@click.argument("scenario_id")
+@friendly_errors
+def show(scenario_id: str) -> None:
+    """Print a catalog scenario's description, citations and arms."""
+    scenario = load_scenario(scenario_id)
+    click.echo(f"{scenario.id}: {scenario.description}\n")
+    click.echo(scenario.long_description.strip() + "\n")
+    if scenario.arms:
+        click.echo("arms:")
+        for name, arm in scenario.arms.items():
+            click.echo(f"  {name}: {arm.description}")
+    if scenario.citations:
+        click.echo("citations:")
+        for citation in scenario.citations:
+            doi = f" doi:{citation.doi}" if citation.doi else ""
+            click.echo(f"  - {citation.reference}{doi}\n    supports: {citation.supports}")
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files."""
     click.echo(json.dumps(scenario_json_schema(), indent=2))

@@ -73,11 +73,17 @@ def draw_patient(resolved: dict, cohort: dict, seed: int, patient: int) -> tuple
     """The raw scenario of one virtual patient, and the parameter values drawn for it."""
     raw = patient_raw(resolved)
     rng = patient_generator(seed, patient)
-    drawn: dict[str, Any] = {}
+    subtype = _draw_subtype(cohort, rng)
+    drawn: dict[str, Any] = {"subtype": subtype}
     for path, spec in cohort["parameters"].items():
         value = sample(Distribution.model_validate(spec), rng)
         if isinstance(get_path(raw, path), int) and not isinstance(value, bool):
             value = int(round(value))
+        set_path(raw, path, value)
+        drawn[path] = value
+    # A subtype's settings win over the distributions (its parameters were still drawn, so
+    # every patient consumes the same random numbers whatever its subtype).
+    for path, value in cohort["subtypes"].get(subtype, {}).get("set", {}).items():
         set_path(raw, path, value)
         drawn[path] = value
     for lesion, probability in cohort["optional_lesions"].items():
@@ -89,6 +95,17 @@ def draw_patient(resolved: dict, cohort: dict, seed: int, patient: int) -> tuple
                 item for item in raw["scheduled_local_therapy"] if item["lesion"] != lesion
             ]
     return raw, drawn
+
+
+def _draw_subtype(cohort: dict, rng: np.random.Generator) -> str:
+    """The patient's subtype, from one uniform draw (always taken)."""
+    u = rng.random()
+    cumulative = 0.0
+    for name, subtype in cohort["subtypes"].items():
+        cumulative += subtype["probability"]
+        if u < cumulative:
+            return name
+    return "base"
 
 
 @dataclass(frozen=True)

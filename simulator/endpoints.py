@@ -57,7 +57,14 @@ def _first(table: pd.DataFrame, start: float, follow_up: float) -> float:
 
 
 def _best_response(visits: pd.DataFrame) -> str | None:
-    seen = [r for r in visits["response"] if r in RESPONSE_RANK] if len(visits) else []
+    """Best RECIST response on the first line, up to its first progression (so PD only when
+    the first assessment already shows progression)."""
+    seen = []
+    for response in visits["response"] if len(visits) else []:
+        if response in RESPONSE_RANK:
+            seen.append(response)
+            if response == "PD":
+                break
     return min(seen, key=RESPONSE_RANK.get) if seen else None
 
 

@@ -403,8 +403,21 @@ class Distribution(Strict):
         return self
 
 
+class Subtype(Strict):
+    """A kind of patient (a histology, a primary-resistant tumour): its share and what differs."""
+
+    probability: Probability = Field(description="Share of the cohort.")
+    description: str = ""
+    set: dict[str, Any] = Field(default_factory=dict, description="Scenario path -> value.")
+
+
 class Cohort(Strict):
-    """How virtual patients differ: distributions over scenario parameters, optional lesions."""
+    """How virtual patients differ: subtypes, distributions over scenario parameters, and
+    optional lesions. A patient's subtype is drawn first, then its parameters."""
+
+    subtypes: dict[str, Subtype] = Field(
+        default_factory=dict, description="Patient subtypes; the rest of the cohort is the base scenario."
+    )
 
     parameters: dict[str, Distribution] = Field(
         default_factory=dict,
@@ -496,6 +509,9 @@ class Scenario(Strict):
             _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
         for lesion in self.cohort.optional_lesions:
             _require_known(f"cohort.optional_lesions.{lesion}", lesion, list(self.lesions), "lesion")
+        share = sum(subtype.probability for subtype in self.cohort.subtypes.values())
+        if share > 1 + 1e-12:
+            raise ValueError(f"cohort.subtypes: probabilities must sum to <= 1, got {share}")
         if set(self.cohort.optional_lesions) >= set(self.lesions):
             raise ValueError("cohort.optional_lesions: at least one lesion must always be present")
         return self
@@ -600,10 +616,19 @@ def validate_scenario(raw: dict) -> Scenario:
     scenario.
     """
     scenario = _validate_one(raw)
-    if scenario.cohort.parameters or scenario.arms:
+    if scenario.cohort.parameters or scenario.cohort.subtypes or scenario.arms:
         resolved = scenario_to_dict(scenario)
         for path in scenario.cohort.parameters:
             _require_path(resolved, path, f"cohort.parameters.{path}")
+        for name, subtype in scenario.cohort.subtypes.items():
+            patient = patient_raw(resolved)
+            for path, value in subtype.set.items():
+                _require_path(resolved, path, f"cohort.subtypes.{name}.set.{path}")
+                set_path(patient, path, value)
+            try:
+                Scenario.model_validate(patient)
+            except ValidationError as error:
+                raise ScenarioError(f"cohort.subtypes.{name}.set: {_first_error_line(error)}") from None
         for name, arm in scenario.arms.items():
             patient = patient_raw(resolved)
             for path, value in arm.set.items():
@@ -657,11 +682,54 @@ def _read_raw(source: str | Path | dict) -> dict:
             raise ScenarioError(f"scenario: no file or catalog id '{source}'")
         path = found
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: malformed TOML: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ScenarioError(f"{path}: cannot read: {error}") from None
+    return _resolve_extends(raw, path, depth=0)
+
+
+def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
+    """``extends = "id"``: start from another catalog scenario (or a file beside this one)
+    and change what this file sets; tables merge key by key (``arms`` and ``reference`` are
+    replaced whole), anything else is replaced."""
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if depth > 8:
+        raise ScenarioError(f"{path}: extends: chain too long (a cycle?)")
+    if not isinstance(base_name, str):
+        raise ScenarioError(f"extends: must be a scenario id or file name, got {base_name!r}")
+    sibling = path.parent / (base_name if base_name.endswith(".toml") else f"{base_name}.toml")
+    from simulator.catalog import catalog_path
+
+    base_path = sibling if sibling.exists() else catalog_path(base_name)
+    if base_path is None:
+        raise ScenarioError(f"extends: no scenario '{base_name}' beside {path.name} or in the catalog")
+    try:
+        base = tomllib.loads(base_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{base_path}: malformed TOML: {error}") from None
+    base = _resolve_extends(base, base_path, depth + 1)
+    for key in _REPLACED_WHOLE:
+        if key in raw:
+            base.pop(key, None)
+    return _merge(base, raw)
+
+
+# Tables a scenario that extends another replaces whole: its own strategies and targets.
+_REPLACED_WHOLE = ("arms", "reference")
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _deep_copy(value: Any) -> Any:
