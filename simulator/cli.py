@@ -138,8 +138,11 @@ def format_cohort(result, compare_reference: bool) -> str:
     lines = [f"cohort of {result.endpoints['patient'].nunique()} patients, seed {result.seed}, "
              f"arms: {', '.join(result.arms)}"]
     with pd.option_context("display.width", 160, "display.max_columns", 40, "display.precision", 3):
-        summary = result.summary().set_index("arm").T
-        lines.append(summary.to_string())
+        summary = result.summary().set_index("arm")
+        mechanisms = summary.pop("mechanisms_at_first_progression")
+        lines.append(summary.T.to_string())
+        lines.append("mechanisms at first progression (re-biopsy):")
+        lines += [f"  {arm}: {text or '-'}" for arm, text in mechanisms.items()]
         if len(result.arms) > 1:
             lines.append("\ncomparison with the first arm (paired: same virtual patients):")
             lines.append(result.comparisons().set_index(["arm", "endpoint"]).T.to_string())

@@ -152,6 +152,7 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> ClinicArrays:
         scheduled_lesion=np.array([s[1] for s in scheduled], np.int64),
         scheduled_modality=np.array([s[2] for s in scheduled], np.int64),
         therapy_start_step=steps(scenario.therapy.start_day),
+        first_line=line_index.get(scenario.therapy.first_line, 0),
         visit_every_steps=steps(monitoring.visit_every_days) if monitoring.enabled else 0,
         external_policy=False,
         cells_per_cm3=float(monitoring.cells_per_cm3),

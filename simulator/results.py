@@ -107,10 +107,10 @@ class PatientResult:
     def timeline(self) -> str:
         """The clinical course as the clinic lived it: visits, responses and decisions."""
         entries = []
-        for row in self.visits.itertuples():
+        detected_columns = [c for c in self.visits.columns if c.startswith("detected_")]
+        for row, detected_row in zip(self.visits.itertuples(), self.visits[detected_columns].to_numpy()):
             ctdna = "ctDNA+" if row.ctdna_positive else "ctDNA-"
-            detected = [c[len("detected_"):] for c in self.visits.columns
-                        if c.startswith("detected_") and getattr(row, c)]
+            detected = [c[len("detected_"):] for c, hit in zip(detected_columns, detected_row) if hit]
             found = f" ({', '.join(detected)})" if detected else ""
             line = None if pd.isna(row.line) else row.line
             drug = "no drug" if line is None else (line if row.drug_on else f"{line} paused")

@@ -248,6 +248,7 @@ class Therapy(Strict):
     """Systemic therapy: lines in order; the first starts on ``start_day``."""
 
     start_day: Annotated[Finite, Field(ge=0)] = Field(0.0, description="Day the first line starts.")
+    first_line: str | None = Field(None, description="The line given first (default: the first listed).")
     lines: dict[str, Line] = Field(default_factory=dict, description="Lines of therapy, in order.")
 
 
@@ -531,6 +532,8 @@ class Scenario(Strict):
                 _require_known(f"therapy.lines.{line_name}.on_mechanism.{mechanism}", mechanism,
                                mechanisms, "resistance mechanism")
                 _require_known(f"therapy.lines.{line_name}.on_mechanism.{mechanism}", target, lines, "line")
+        if self.therapy.first_line is not None:
+            _require_known("therapy.first_line", self.therapy.first_line, lines, "line")
         for index, item in enumerate(self.scheduled_local_therapy):
             _require_known(f"scheduled_local_therapy[{index}].lesion", item.lesion, list(self.lesions), "lesion")
             _require_known(f"scheduled_local_therapy[{index}].modality", item.modality, modalities, "modality")

@@ -6,7 +6,7 @@ The catalog lives inside the package so an installed simulator finds it wherever
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_SCENARIO = "two-clone-teaching"
+DEFAULT_SCENARIO = "egfr-first-line-gefitinib"
 
 
 def catalog_ids() -> list[str]:

@@ -92,6 +92,7 @@ class ClinicArrays(NamedTuple):
     scheduled_lesion: np.ndarray
     scheduled_modality: np.ndarray
     therapy_start_step: int
+    first_line: int
     visit_every_steps: int  # 0: no visits
     external_policy: bool  # stop at each visit for a Python policy
     cells_per_cm3: float
@@ -551,7 +552,7 @@ def _scheduled_therapy(model, rng, out, step, time):
     if (out.clock[cl.THERAPY_STARTED] == 0 and step >= clinic.therapy_start_step
             and clinic.line_next.size > 0):
         out.clock[cl.THERAPY_STARTED] = 1
-        if not _start_line(out, 0, step, time):
+        if not _start_line(out, clinic.first_line, step, time):
             return STATUS_EVENT_OVERFLOW
     return STATUS_OK
 
