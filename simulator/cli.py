@@ -157,6 +157,82 @@ def format_cohort(result, compare_reference: bool) -> str:
     return "\n".join(lines)
 
 
+@main.command()
+@click.argument("scenario")
+@click.option("--grid", "grid", multiple=True, metavar="PATH=VALUES",
+              help="Parameter and values: a,b,c | lin:START:STOP:N | log:START:STOP:N | range:LOW:HIGH | logrange:LOW:HIGH.")
+@click.option("--points", "points", type=click.Path(path_type=Path), default=None, help="CSV of points (one column per PATH).")
+@click.option("--sample", default=None, metavar="lhs:N|random:N", help="Sample N points over the grid's ranges.")
+@click.option("--sample-seed", type=int, default=0, show_default=True, help="Seed of the sample of points.")
+@click.option("--replicates", type=int, default=10, show_default=True, help="Virtual patients per point.")
+@click.option("--arm", "arms", multiple=True, help="Arm to run (repeat; default: every arm).")
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (default: a local cluster).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Sweep directory (rerun to resume).")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a scenario parameter.")
+@click.option("--dry-run", is_flag=True, help="Print points, simulations and an estimated time; run nothing.")
+@friendly_errors
+def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, executor, scheduler,
+          workers, out, assignments, dry_run):
+    """Sweep scenario parameters: partitioned Parquet, resumable, local or on Dask."""
+    from simulator import sweep as sw
+
+    resolved = load_scenario(scenario, parse_overrides(assignments))
+    if workers <= 0:
+        raise UsageProblem(f"--workers: must be > 0, got {workers}")
+    if points is not None and grid:
+        raise UsageProblem("--points: give either --grid or --points, not both")
+    if points is not None:
+        table = sw.points_from_csv(points)
+    else:
+        parsed = {}
+        for assignment in grid:
+            path, separator, values = assignment.partition("=")
+            if not separator or not path.strip():
+                raise UsageProblem(f"--grid: expected PATH=VALUES, got '{assignment}'")
+            parsed[path.strip()] = sw.parse_values(path.strip(), values)
+        table = sw.grid_points(parsed, sample, sample_seed)
+    plan = sw.plan_sweep(resolved, table, replicates, list(arms) or None, seed)
+    if dry_run:
+        seconds = sw.estimate_seconds(plan, workers)
+        click.echo(f"{len(plan.points)} points x {plan.replicates} patients x {len(plan.arms)} arm(s) "
+                   f"= {plan.simulations} simulations in {len(plan.chunks())} chunks; "
+                   f"estimated {sw.format_duration(seconds)} on {workers} worker(s)")
+        click.echo(plan.points.to_string(max_rows=20))
+        return
+    if out is None:
+        raise UsageProblem("--out: a sweep needs an output directory (or use --dry-run)")
+    result = sw.execute_sweep(plan, out, executor, workers, scheduler, progress=sys.stderr.isatty())
+    click.echo(f"{result.chunks_run} chunk(s) run, {result.chunks_skipped} already done, "
+               f"{result.seconds:.1f} s; wrote {out}/")
+
+
+@main.command(name="plot-sweep")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--endpoint", default="median_pfs_months", show_default=True,
+              help="Column of the summary: median_pfs_months, median_os_months, objective_response, ...")
+@click.option("--x", "x", default=None, help="Parameter on the x axis (default: the first).")
+@click.option("--y", "y", default=None, help="Second parameter: draw a heatmap.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG file (default: DIRECTORY/sweep-ENDPOINT.png).")
+@friendly_errors
+def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | None, out: Path | None) -> None:
+    """Draw a sweep's endpoint against one parameter (with CI bands) or two (heatmap)."""
+    import pandas as pd
+
+    from simulator.plots import plot_sweep
+
+    summary_path = directory / "summary.parquet"
+    if not summary_path.exists():
+        raise UsageProblem(f"DIRECTORY: no summary.parquet in '{directory}'; run the sweep to the end first")
+    summary = pd.read_parquet(summary_path)
+    figure = plot_sweep(summary, endpoint=endpoint, x=x, y=y)
+    target = out or directory / f"sweep-{endpoint}.png"
+    figure.savefig(target, dpi=120, bbox_inches="tight")
+    click.echo(f"wrote {target}")
+
+
 @main.command(name="list")
 def list_catalog() -> None:
     """List the scenario catalog: id and one-line description."""

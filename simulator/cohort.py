@@ -85,7 +85,8 @@ def draw_patient(resolved: dict, cohort: dict, seed: int, patient: int) -> tuple
     # every patient consumes the same random numbers whatever its subtype).
     for path, value in cohort["subtypes"].get(subtype, {}).get("set", {}).items():
         set_path(raw, path, value)
-        drawn[path] = value
+        if path in drawn:
+            drawn[path] = value
     for lesion, probability in cohort["optional_lesions"].items():
         present = bool(rng.random() < probability)
         drawn[f"has_{lesion}"] = present
