@@ -44,7 +44,7 @@ from simulator.engine.events import (
     EVENT_THERAPY_EXHAUSTED,
     log_event,
 )
-from simulator.engine.jit import jit
+from simulator.engine.jit import jit, jit_inline
 from simulator.engine.therapy import advance_pk, give_due_doses, step_drug_effects
 
 STATUS_OK = 0
@@ -203,6 +203,95 @@ class Buffers(NamedTuple):
 MAX_ACTIONS = 64
 
 
+# The step loop hands its helpers small tuples holding only what they use: numba passes a
+# tuple of arrays by value, reference-counting every member at every call, so handing the
+# whole model and buffers to per-compartment helpers costs more than the random draws.
+
+
+class Dynamics(NamedTuple):
+    birth: np.ndarray
+    death: np.ndarray
+    mutation_total: np.ndarray
+    edge_start: np.ndarray
+    edge_target: np.ndarray
+    edge_probability: np.ndarray
+    site_cumulative_weight: np.ndarray
+    seeding_rate: float
+    seeding_capacity: float
+    seeding_law: int
+    dt: float
+
+
+class Population(NamedTuple):
+    cells: np.ndarray
+    lesion_site: np.ndarray
+    lesion_capacity: np.ndarray
+    lesion_law: np.ndarray
+    lesion_parent: np.ndarray
+    lesion_born: np.ndarray
+    lesion_alive: np.ndarray
+    first_seen: np.ndarray
+    counters: np.ndarray
+    event_time: np.ndarray
+    event_kind: np.ndarray
+    event_lesion: np.ndarray
+    event_detail: np.ndarray
+    event_value: np.ndarray
+    record_time: np.ndarray
+    record_lesions: np.ndarray
+    records: np.ndarray
+
+
+class DrugArrays(NamedTuple):
+    drug_absorption: np.ndarray
+    drug_elimination: np.ndarray
+    drug_normalisation: np.ndarray
+    drug_penetration: np.ndarray
+    effect_start: np.ndarray
+    effect_clone: np.ndarray
+    effect_birth: np.ndarray
+    effect_death: np.ndarray
+    effect_ec50: np.ndarray
+    effect_hill: np.ndarray
+    line_item_start: np.ndarray
+    item_drug: np.ndarray
+    item_dose: np.ndarray
+    item_every: np.ndarray
+    item_cycle: np.ndarray
+    item_active: np.ndarray
+
+
+class DrugState(NamedTuple):
+    gut: np.ndarray
+    central: np.ndarray
+    dose_given: np.ndarray
+    scale: np.ndarray  # [S, K] scratch
+
+
+@jit
+def _dynamics(model):
+    return Dynamics(model.birth, model.death, model.mutation_total, model.edge_start,
+                    model.edge_target, model.edge_probability, model.site_cumulative_weight,
+                    model.seeding_rate, model.seeding_capacity, model.seeding_law, model.dt)
+
+
+@jit
+def _population(out):
+    return Population(out.cells, out.lesion_site, out.lesion_capacity, out.lesion_law,
+                      out.lesion_parent, out.lesion_born, out.lesion_alive, out.first_seen,
+                      out.counters, out.event_time, out.event_kind, out.event_lesion,
+                      out.event_detail, out.event_value, out.record_time, out.record_lesions,
+                      out.records)
+
+
+@jit
+def _drug_arrays(c):
+    return DrugArrays(c.drug_absorption, c.drug_elimination, c.drug_normalisation,
+                      c.drug_penetration, c.effect_start, c.effect_clone, c.effect_birth,
+                      c.effect_death, c.effect_ec50, c.effect_hill, c.line_item_start, c.item_drug,
+                      c.item_dose, c.item_every, c.item_cycle, c.item_active)
+
+
 def visit_capacity(model: ModelArrays) -> int:
     every = model.clinic.visit_every_steps
     return 1 if every <= 0 else max(model.n_steps - model.clinic.therapy_start_step, 0) // every + 2
@@ -275,7 +364,7 @@ def _record(out, time):
     out.counters[1] = index + 1
 
 
-@jit
+@jit_inline
 def _clone_rates(model, clone, factor, birth_scale, death_add, site):
     """Birth and death rates of a clone type in a lesion: density first, then drugs."""
     birth, death = density_adjusted(model.birth[clone], model.death[clone], factor)
@@ -344,7 +433,7 @@ def _seed_lesion(model, out, rng, clone, parent, n_start, n_end, time, birth_sca
     return log_event(out, time + born, EVENT_LESION_SEEDED, lesion, clone, float(parent))
 
 
-@jit
+@jit_inline
 def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, arrivals):
     """Advance every clone of one lesion by one step. Returns a status code."""
     n_clones = model.birth.size
@@ -435,9 +524,10 @@ def _initialise(model, out):
     out.clock[cl.LINE] = -1
     out.clock[cl.OFF_REASON] = -1
     out.clock[cl.BASELINE_PENDING] = 1
-    if _note_changes(model, out, 0.0) < 0.0:
+    pop = _population(out)
+    if _note_changes(_dynamics(model), pop, 0.0) < 0.0:
         return STATUS_EVENT_OVERFLOW
-    _record(out, 0.0)
+    _record(pop, 0.0)
     return STATUS_OK
 
 
@@ -558,39 +648,43 @@ def _scheduled_therapy(model, rng, out, step, time):
 
 
 @jit
-def _advance_cells(model, rng, out, step):
+def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, arrivals, step):
     """Doses, drug effects, cell dynamics and pharmacokinetics of one step."""
-    clinic = model.clinic
-    time = step * model.dt
-    line = out.clock[cl.LINE]
-    if line >= 0 and out.clock[cl.DRUG_ON] == 1:
-        give_due_doses(clinic, out, line, step - out.clock[cl.DOSE_CLOCK])
-    step_drug_effects(clinic, out, model.dt, out.birth_scale, out.death_add)
-    for lesion in range(out.counters[0]):
-        status = _advance_lesion(model, out, rng, lesion, time, out.birth_scale, out.death_add,
-                                 out.arrivals)
+    time = step * dyn.dt
+    line = clock[cl.LINE]
+    if line >= 0 and clock[cl.DRUG_ON] == 1:
+        give_due_doses(drugs, pk, line, step - clock[cl.DOSE_CLOCK])
+    step_drug_effects(drugs, pk, dyn.dt, birth_scale, death_add)
+    for lesion in range(pop.counters[0]):
+        status = _advance_lesion(dyn, pop, rng, lesion, time, birth_scale, death_add, arrivals)
         if status != STATUS_OK:
             return status
-    advance_pk(clinic, out, model.dt)
+    advance_pk(drugs, pk, dyn.dt)
     return STATUS_OK
 
 
 @jit
-def _end_of_step(model, out, step):
+def _end_of_step(dyn, pop, clock, step, lethal_burden, record_every, n_steps):
     """Log changes, check for death or cure, record. Returns a status code."""
-    time = (step + 1) * model.dt
-    burden = _note_changes(model, out, time)
+    time = (step + 1) * dyn.dt
+    burden = _note_changes(dyn, pop, time)
     if burden < 0.0:
         return STATUS_EVENT_OVERFLOW
-    finished = burden >= model.lethal_burden or burden == 0.0
+    finished = burden >= lethal_burden or burden == 0.0
     if finished:
-        out.clock[cl.DONE] = 1
+        clock[cl.DONE] = 1
         kind = EVENT_DEATH if burden > 0.0 else EVENT_EXTINCTION
-        if not log_event(out, time, kind, -1, -1, burden):
+        if not log_event(pop, time, kind, -1, -1, burden):
             return STATUS_EVENT_OVERFLOW
-    if finished or (step + 1) % model.record_every == 0 or step + 1 == model.n_steps:
-        _record(out, time)
+    if finished or (step + 1) % record_every == 0 or step + 1 == n_steps:
+        _record(pop, time)
     return STATUS_OK
+
+
+@jit
+def _is_visit(every, start, step):
+    since = step - start
+    return every > 0 and since >= 0 and since % every == 0
 
 
 @jit
@@ -604,25 +698,39 @@ def simulate_kernel(model, rng, out):
         status = _initialise(model, out)
         if status != STATUS_OK:
             return status
-    while out.clock[cl.DONE] == 0 and out.clock[cl.STEP] < model.n_steps:
-        step = out.clock[cl.STEP]
-        time = step * model.dt
-        if out.clock[cl.PHASE] == cl.PHASE_READY and _is_visit(model, step):
+    clinic = model.clinic
+    dyn = _dynamics(model)
+    pop = _population(out)
+    drugs = _drug_arrays(clinic)
+    pk = DrugState(out.gut, out.central, out.dose_given, np.ones_like(out.birth_scale))
+    clock = out.clock
+    birth_scale, death_add, arrivals = out.birth_scale, out.death_add, out.arrivals
+    visit_every, therapy_start = clinic.visit_every_steps, clinic.therapy_start_step
+    scheduled = clinic.scheduled_step
+    has_lines = clinic.line_next.size > 0
+    lethal, record_every, n_steps = model.lethal_burden, model.record_every, model.n_steps
+    while clock[cl.DONE] == 0 and clock[cl.STEP] < n_steps:
+        step = clock[cl.STEP]
+        time = step * dyn.dt
+        if clock[cl.PHASE] == cl.PHASE_READY and _is_visit(visit_every, therapy_start, step):
             status = _visit(model, rng, out, step, time)
             if status != STATUS_OK:
                 return status
-        if out.clock[cl.PHASE] != cl.PHASE_READY:
+        if clock[cl.PHASE] != cl.PHASE_READY:
             status = _apply_actions(model, rng, out, step, time)
             if status != STATUS_OK:
                 return status
-        status = _scheduled_therapy(model, rng, out, step, time)
+        next_scheduled = clock[cl.NEXT_SCHEDULED]
+        if ((next_scheduled < scheduled.size and scheduled[next_scheduled] == step)
+                or (clock[cl.THERAPY_STARTED] == 0 and has_lines and step >= therapy_start)):
+            status = _scheduled_therapy(model, rng, out, step, time)
+            if status != STATUS_OK:
+                return status
+        status = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, arrivals, step)
         if status != STATUS_OK:
             return status
-        status = _advance_cells(model, rng, out, step)
+        status = _end_of_step(dyn, pop, clock, step, lethal, record_every, n_steps)
         if status != STATUS_OK:
             return status
-        status = _end_of_step(model, out, step)
-        if status != STATUS_OK:
-            return status
-        out.clock[cl.STEP] = step + 1
+        clock[cl.STEP] = step + 1
     return STATUS_OK

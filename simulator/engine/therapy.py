@@ -83,10 +83,11 @@ def step_drug_effects(clinic, state, dt, birth_scale, death_add):
     if not any_drug:
         birth_scale[:, :] = 1.0
         return
+    scale = state.scale
     for node in range(_NODES.size):
         weight = _WEIGHTS[node]
         elapsed = _NODES[node] * dt
-        scale = np.ones((n_sites, n_clones))
+        scale[:, :] = 1.0
         for drug in range(state.gut.size):
             amount = central_amount(state.gut[drug], state.central[drug],
                                     clinic.drug_absorption[drug], clinic.drug_elimination[drug], elapsed)
