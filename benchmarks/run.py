@@ -532,6 +532,94 @@ def _git_commit() -> str:
         return "unknown"
 
 
+# ---------------------------------------------------------------------------------------------
+# Clinic, cohorts and sweeps
+
+CLINIC_SCENARIO = "egfr-first-line-gefitinib"
+
+
+@benchmark
+def monitoring_and_rules(ctx: Context) -> list[Measurement]:
+    """Cost per patient of visits (CT, RECIST, marker, ctDNA) and built-in rules."""
+    # Rules that never change the course (no switch, no local therapy), so both runs do the
+    # same cell dynamics and the difference is the clinic's own cost.
+    base = {"simulation.duration_days": 1095.0, "simulation.lethal_burden": 1e14,
+            "policy.switch_on_progression": False}
+    with_clinic = simulator.load_scenario(CLINIC_SCENARIO, base)
+    without = simulator.load_scenario(CLINIC_SCENARIO, {**base, "monitoring.enabled": False})
+    runners = {name: engine_runner(scenario) for name, scenario in
+               (("with", with_clinic), ("without", without))}
+    t = time_interleaved(runners, ctx.repeats)
+    ratio = t["with"]["min"] / t["without"]["min"]
+    per_patient = _elapsed(lambda: simulator.simulate(with_clinic, seed=SEED))
+    return [
+        Measurement("clinic.overhead", "monitoring + rules / engine alone, per patient", ratio,
+                    target="<= 1.3", met=check(ratio, "<= 1.3"),
+                    details={"engine_with_s": t["with"]["min"], "engine_without_s": t["without"]["min"],
+                             "note": "3 years, visits every 6 weeks, the same patient, no line switch"}),
+        Measurement("clinic.patient_s", "one patient, engine + result tables (3 years)",
+                    per_patient, unit="s"),
+    ]
+
+
+def _cohort_seconds(workers: int, n: int) -> float:
+    from simulator.cohort import run_cohort
+
+    scenario = simulator.load_scenario(CLINIC_SCENARIO)
+    run_cohort(scenario, n=2 * workers, workers=workers)  # start-up and caches
+    return _elapsed(lambda: run_cohort(scenario, n=n, workers=workers))
+
+
+@benchmark
+def cohort_throughput(ctx: Context) -> list[Measurement]:
+    """Cohort of the calibrated scenario: patients per second on 1 and 2 workers."""
+    n = 100 if ctx.quick else 400
+    one, two = _cohort_seconds(1, n), _cohort_seconds(2, n)
+    efficiency = one / two
+    return [
+        Measurement("cohort.rate_1", "cohort: patients per second, 1 worker", n / one, unit="/s"),
+        Measurement("cohort.rate_2", "cohort: patients per second, 2 workers", n / two, unit="/s"),
+        Measurement("cohort.speedup_2", "cohort: speed-up of 2 workers over 1", efficiency,
+                    target=">= 1.7", met=check(efficiency, ">= 1.7"), details={"patients": n}),
+    ]
+
+
+def _sweep_seconds(executor: str, workers: int, replicates: int) -> float:
+    import tempfile
+
+    from simulator.sweep import run_sweep
+
+    scenario = simulator.load_scenario(CLINIC_SCENARIO)
+    grid = {"clones.T790M.death": "0.095,0.1,0.105,0.11"}
+    with tempfile.TemporaryDirectory() as directory:
+        return _elapsed(lambda: run_sweep(scenario, Path(directory) / "s", grid=grid,
+                                          replicates=replicates, executor=executor, workers=workers))
+
+
+@benchmark
+def sweep_scaling(ctx: Context) -> list[Measurement]:
+    """Sweep throughput on 1 and 2 local workers, and a Dask LocalCluster against local."""
+    replicates = 25 if ctx.quick else 100
+    one = _sweep_seconds("local", 1, replicates)
+    two = _sweep_seconds("local", 2, replicates)
+    rows = [
+        Measurement("sweep.rate_1", "sweep: simulations per second, 1 worker", 4 * replicates / one, unit="/s"),
+        Measurement("sweep.speedup_2", "sweep: speed-up of 2 local workers over 1", one / two,
+                    target=">= 1.7", met=check(one / two, ">= 1.7")),
+    ]
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return rows
+    dask = _sweep_seconds("dask", 2, replicates)
+    overhead = dask / two - 1.0
+    rows.append(Measurement("sweep.dask_overhead", "sweep: Dask LocalCluster(2) time over local(2) - 1",
+                            overhead, unit="", target="<= 0.15", met=check(overhead, "<= 0.15"),
+                            details={"dask_s": dask, "local_s": two,
+                                     "note": "includes starting the cluster"}))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
