@@ -33,6 +33,7 @@ from pydantic import (
 GrowthLaw = Literal["exponential", "logistic", "gompertz"]
 GROWTH_LAWS: tuple[str, ...] = typing.get_args(GrowthLaw)
 MAX_CELLS = 10**15
+MAX_NET_GROWTH_PER_STEP = 20.0
 
 
 class ScenarioError(ValueError):
@@ -506,6 +507,7 @@ class Scenario(Strict):
             if sum(lesion.cells.values()) == 0:
                 raise ValueError(f"lesions.{lesion_name}.cells: a lesion needs at least one cell")
         self._check_therapy_references(names)
+        self._check_step_growth()
         for metric in self.reference:
             _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
         for lesion in self.cohort.optional_lesions:
@@ -554,6 +556,16 @@ class Scenario(Strict):
                     value = getattr(dosing, key)
                     if value is not None:
                         _require_multiple(f"therapy.lines.{line_name}.dosing[{index}].{key}", value, dt)
+
+    def _check_step_growth(self) -> None:
+        # exp((b - d) dt) must stay far from floating-point overflow in the exact update.
+        dt = self.simulation.dt_days
+        for name, clone in self.clones.items():
+            if abs(clone.birth - clone.death) * dt > MAX_NET_GROWTH_PER_STEP:
+                raise ValueError(
+                    f"simulation.dt_days: must be <= {MAX_NET_GROWTH_PER_STEP / abs(clone.birth - clone.death):.3g} "
+                    f"for clone type '{name}' (|birth - death| x dt <= {MAX_NET_GROWTH_PER_STEP:g}), got {dt}"
+                )
 
     def growth_law_of(self, lesion: Lesion) -> str:
         return lesion.growth_law or self.simulation.growth_law

@@ -412,17 +412,17 @@ def _choose_site(rng, cumulative):
 
 @jit
 def _seed_lesion(model, out, rng, clone, parent, n_start, n_end, time, birth_scale, death_add):
-    """Found a new lesion with one cell; returns False when out of room."""
+    """Found a new lesion with one cell. Returns a status code."""
     site = _choose_site(rng, model.site_cumulative_weight)
     born = linear_density_fraction(rng, n_start, n_end) * model.dt
     birth, death = _clone_rates(model, clone, 1.0, birth_scale, death_add, site)
     founders = bnb_advance(rng, 1, birth, death, model.dt - born)
     out.counters[3] += 1
     if founders == 0:
-        return True
+        return STATUS_OK
     lesion = out.counters[0]
     if lesion >= out.cells.shape[0]:
-        return False
+        return STATUS_LESION_OVERFLOW
     out.counters[0] = lesion + 1
     out.lesion_site[lesion] = site
     out.lesion_capacity[lesion] = model.seeding_capacity
@@ -430,7 +430,9 @@ def _seed_lesion(model, out, rng, clone, parent, n_start, n_end, time, birth_sca
     out.lesion_parent[lesion] = parent
     out.lesion_born[lesion] = time + born
     out.cells[lesion, clone] = founders
-    return log_event(out, time + born, EVENT_LESION_SEEDED, lesion, clone, float(parent))
+    if not log_event(out, time + born, EVENT_LESION_SEEDED, lesion, clone, float(parent)):
+        return STATUS_EVENT_OVERFLOW
+    return STATUS_OK
 
 
 @jit_inline
@@ -465,10 +467,11 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, arriv
         if model.seeding_rate > 0.0:
             n_seeds = rng.binomial(n_out, model.seeding_rate / outflow)
         for _ in range(n_seeds):
-            if not _seed_lesion(
+            status = _seed_lesion(
                 model, out, rng, clone, lesion, n_start, n_end, time, birth_scale, death_add
-            ):
-                return STATUS_LESION_OVERFLOW
+            )
+            if status != STATUS_OK:
+                return status
         remaining_mutants = n_out - n_seeds
         remaining_probability = mutation
         for edge in range(model.edge_start[clone], model.edge_start[clone + 1]):
