@@ -68,8 +68,10 @@ def main(debug: bool) -> None:
 @click.option("--replicate", type=click.IntRange(min=0), default=0, help="Replicate index.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for Parquet and provenance files.")
 @click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a scenario parameter, e.g. clones.resistant.birth=0.12.")
+@click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
 @friendly_errors
-def run(scenario: str, seed: int | None, replicate: int, out: Path | None, assignments: tuple[str, ...]) -> None:
+def run(scenario: str, seed: int | None, replicate: int, out: Path | None, assignments: tuple[str, ...],
+        no_figures: bool) -> None:
     """Simulate one patient of SCENARIO (a TOML file or catalog id; default: the teaching scenario)."""
     from simulator.runner import simulate
 
@@ -82,6 +84,10 @@ def run(scenario: str, seed: int | None, replicate: int, out: Path | None, assig
     click.echo(result.summary())
     if out is not None:
         result.write(out)
+        if not no_figures:
+            from simulator.plots import save_patient_figures
+
+            save_patient_figures(result, out)
         click.echo(f"wrote {out}/")
 
 

@@ -1,0 +1,1131 @@
+"""Figures of a patient and of a cohort: Muller plot, burden timeline, swimmer plot, Kaplan-Meier.
+
+Every function takes data (a :class:`~simulator.results.PatientResult`, or a cohort's endpoints
+and clinical events tables) and optionally the axes to draw on, and returns the
+:class:`matplotlib.figure.Figure`. Nothing here touches ``matplotlib.pyplot``: figures are made
+with the object API, so plotting never changes global state or opens windows, and works on any
+backend (Agg in tests and on servers).
+
+Colours are fixed per clone type and per line of therapy (:func:`clone_colours`,
+:func:`line_colours`), so the same clone or line looks the same in every figure.
+
+Patient figures use days since the start of the simulation, as the trajectory does. Cohort
+figures use months (days / 30.44) since the start of therapy, as endpoints do.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import ticker, transforms
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from simulator.survival import kaplan_meier, median_survival
+
+DAYS_PER_MONTH = 30.44
+DPI = 120
+
+# Saturated colours for clone types (keyed by clone name or resistance mechanism, lower case).
+KNOWN_CLONE_COLOURS = {
+    "sensitive": "#1f77b4",
+    "t790m": "#d62728",
+    "c797s": "#8c1d1d",
+    "met": "#2ca02c",
+    "met amplification": "#2ca02c",
+    "sclc": "#9467bd",
+    "small-cell transformation": "#9467bd",
+    "unknown": "#7f7f7f",
+}
+CLONE_PALETTE = ["#ff7f0e", "#17becf", "#bcbd22", "#e377c2", "#8c564b", "#393b79", "#637939",
+                 "#843c39", "#7b4173", "#3182bd"]
+
+# Pastel colours for lines of therapy, so they are never mistaken for clone types.
+KNOWN_LINE_COLOURS = {
+    "gefitinib": "#66c2a5",
+    "erlotinib": "#8dd3c7",
+    "afatinib": "#35978f",
+    "dacomitinib": "#80cdc1",
+    "osimertinib": "#fc8d62",
+    "chemotherapy": "#8da0cb",
+    "chemo": "#8da0cb",
+    "immunotherapy": "#a6d854",
+}
+LINE_PALETTE = ["#ffd92f", "#e78ac3", "#e5c494", "#b3de69", "#bc80bd", "#fccde5", "#ccebc5",
+                "#ffed6f", "#d9d9d9", "#fb8072"]
+
+RESPONSE_COLOURS = {"baseline": "#000000", "CR": "#1a9850", "PR": "#91cf60", "SD": "#fdae61",
+                    "non-CR/non-PD": "#bdbdbd", "PD": "#d73027"}
+
+PROGRESSION_COLOUR = "#d73027"
+NO_LINE_COLOUR = "#cccccc"
+LOCAL_COLOUR = "#111111"
+MODALITY_SHORT = {"radiotherapy": "RT", "surgery": "surg.", "ablation": "abl."}
+ENDPOINT_TITLES = {"pfs_days": "Progression-free survival", "os_days": "Overall survival",
+                   "ttf_days": "Time to treatment failure"}
+THERAPY_KINDS = ["line_start", "therapy_exhausted", "drug_stop", "drug_restart", "death",
+                 "extinction"]
+
+
+# --- colours and therapy periods -------------------------------------------------------------
+
+
+def clone_colours(names: Sequence[str], resistance: Sequence[str] | None = None) -> dict[str, str]:
+    """A colour for each clone type.
+
+    Well-known types (``sensitive``, ``T790M``, ``C797S``, ``MET``, ``SCLC``, ``unknown``, by
+    name or by resistance mechanism) always get the same colour; others get the remaining
+    palette colours in the order given.
+
+    Parameters
+    ----------
+    names
+        Clone type names, in scenario order.
+    resistance
+        Resistance mechanism of each type (same length as ``names``), used when the name is not
+        a known one.
+
+    Returns
+    -------
+    dict
+        Clone name -> hex colour.
+    """
+    names = [str(name) for name in names]
+    resistance = [str(r) if isinstance(r, str) else "" for r in (resistance or [""] * len(names))]
+    colours: dict[str, str] = {}
+    for name, mechanism in zip(names, resistance):
+        known = KNOWN_CLONE_COLOURS.get(name.lower()) or KNOWN_CLONE_COLOURS.get(mechanism.lower())
+        if known and known not in colours.values():
+            colours[name] = known
+    free = [c for c in CLONE_PALETTE if c not in colours.values()]
+    for index, name in enumerate(n for n in names if n not in colours):
+        colours[name] = free[index % len(free)]
+    return colours
+
+
+def line_colours(names) -> dict[str, str]:
+    """A colour for each line of therapy, the same for a given name in every figure.
+
+    Known drugs (gefitinib, erlotinib, afatinib, osimertinib, chemotherapy, immunotherapy) have
+    fixed colours; other names get a palette colour chosen from a hash of the name (moving on
+    to the next free colour if two names of ``names`` collide).
+
+    Parameters
+    ----------
+    names
+        Line names (repeats and missing values are ignored).
+
+    Returns
+    -------
+    dict
+        Line name -> hex colour.
+    """
+    unique = sorted({str(n) for n in names if isinstance(n, str)})
+    colours: dict[str, str] = {}
+    for name in unique:
+        key = name.lower()
+        known = KNOWN_LINE_COLOURS.get(key) or next(
+            (c for drug, c in KNOWN_LINE_COLOURS.items() if drug in key), None)
+        if known:
+            colours[name] = known
+    for name in unique:
+        if name in colours:
+            continue
+        start = zlib.crc32(name.encode()) % len(LINE_PALETTE)
+        for step in range(len(LINE_PALETTE)):
+            colour = LINE_PALETTE[(start + step) % len(LINE_PALETTE)]
+            if colour not in colours.values():
+                break
+        colours[name] = colour
+    return colours
+
+
+def therapy_periods(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
+    """The line of therapy in force over time, and whether its drug was being taken.
+
+    Parameters
+    ----------
+    events
+        Events of one patient with ``time`` (days), ``kind`` and ``detail`` (the line name for
+        ``line_start``).
+    end_time
+        Day the follow-up ends (closes the last period).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per period: ``start``, ``end`` (days), ``line`` and ``on_drug`` (False during a
+        drug holiday or an adaptive pause). Time before the first line and after the last
+        (``therapy_exhausted``, death) is not a period.
+    """
+    table = events[events["kind"].isin(THERAPY_KINDS)].sort_values("time", kind="stable")
+    rows: list[tuple[float, float, str, bool]] = []
+    line, on_drug, since = None, False, 0.0
+
+    def close(time: float) -> None:
+        if line is not None and time > since:
+            if rows and rows[-1][1] == since and rows[-1][2:] == (line, on_drug):
+                rows[-1] = (rows[-1][0], time, line, on_drug)
+            else:
+                rows.append((since, time, line, on_drug))
+
+    for time, kind, detail in zip(table["time"], table["kind"], table["detail"]):
+        time = float(time)
+        if kind == "line_start":
+            close(time)
+            line, on_drug, since = str(detail), True, time
+        elif kind in ("drug_stop", "drug_restart") and line is not None:
+            close(time)
+            on_drug, since = kind == "drug_restart", time
+        elif kind == "therapy_exhausted":
+            close(time)
+            line = None
+        elif kind in ("death", "extinction"):
+            close(time)
+            line = None
+            break
+    close(float(end_time))
+    return pd.DataFrame(rows, columns=["start", "end", "line", "on_drug"]).astype(
+        {"start": float, "end": float, "on_drug": bool})
+
+
+# --- shared drawing helpers ------------------------------------------------------------------
+
+
+def _events_of(events: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return events[events["kind"] == kind]
+
+
+def _draw_periods(ax: Axes, periods: pd.DataFrame, colours: dict, y: float, height: float,
+                  scale: float = 1.0, label_lines: bool = False, span: float | None = None) -> None:
+    """Bars for therapy periods at ``y``: solid while on drug, hatched during holidays."""
+    for row in periods.itertuples():
+        colour = colours[row.line]
+        start, width = row.start / scale, (row.end - row.start) / scale
+        if row.on_drug:
+            ax.add_patch(Rectangle((start, y - height / 2), width, height, facecolor=colour,
+                                   edgecolor="none", linewidth=0))
+        else:
+            ax.add_patch(Rectangle((start, y - height / 2), width, height, facecolor="white",
+                                   edgecolor=colour, hatch="////", linewidth=0.8))
+        if label_lines and row.on_drug and span and width > 0.07 * span:
+            ax.text(start + width / 2, y, row.line, ha="center", va="center", fontsize=8,
+                    clip_on=True)
+
+
+def _therapy_ribbon(ax: Axes, result, colours: dict, periods: pd.DataFrame) -> None:
+    """Two rows above the time axis: lines of therapy (holidays hatched) and CT visits."""
+    span = float(result.end_time)
+    ax.add_patch(Rectangle((0, 0.88), span, 0.24, facecolor=NO_LINE_COLOUR, edgecolor="none"))
+    _draw_periods(ax, periods, colours, y=1.0, height=0.8, label_lines=True, span=span)
+    death = _events_of(result.events, "death")
+    if len(death):
+        ax.plot(death["time"], np.ones(len(death)), linestyle="none", marker="s", color="black",
+                markersize=7, clip_on=False)
+    visits = result.visits
+    if len(visits):
+        ax.plot(visits["time"], np.zeros(len(visits)), linestyle="none", marker="|",
+                color="#444444", markersize=7)
+    progression = _events_of(result.events, "progression")
+    if len(progression):
+        ax.plot(progression["time"], np.zeros(len(progression)), linestyle="none", marker="x",
+                color=PROGRESSION_COLOUR, markersize=7, markeredgewidth=2)
+    ax.set_ylim(-0.6, 1.5)
+    ax.set_yticks([0, 1], ["CT", "therapy"], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    ax.tick_params(axis="x", labelbottom=False)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+
+
+def _therapy_handles(colours: dict, periods: pd.DataFrame, span: float,
+                     events: pd.DataFrame | None = None) -> list:
+    handles = [Patch(facecolor=colours[line], label=line)
+               for line in pd.unique(periods.sort_values("start")["line"])]
+    if (periods["end"] - periods["start"]).sum() < span - 1e-9:
+        handles.append(Patch(facecolor=NO_LINE_COLOUR, label="no active line"))
+    if len(periods) and not periods["on_drug"].all():
+        handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="////",
+                             label="drug paused"))
+    if events is not None and (events["kind"] == "death").any():
+        handles.append(Line2D([], [], color="black", marker="s", linestyle="none", label="death"))
+    return handles
+
+
+def _event_handles(result, progression_marker: str | None) -> list:
+    """Legend entries for the CT visits, progressions and local therapies that happened."""
+    kinds = set(result.events["kind"])
+    handles = []
+    if "local_therapy" in kinds:
+        handles.append(Line2D([], [], color=LOCAL_COLOUR, marker="v", linestyle="none",
+                              label="local therapy"))
+    if len(result.visits):
+        handles.append(Line2D([], [], color="#444444", marker="|", linestyle="none",
+                              markersize=8, label="CT visit"))
+    if "progression" in kinds and progression_marker:
+        handles.append(Line2D([], [], color=PROGRESSION_COLOUR, linestyle="none",
+                              marker=progression_marker, markeredgewidth=2, label="progression"))
+    elif "progression" in kinds:
+        handles.append(Line2D([], [], color=PROGRESSION_COLOUR, linestyle="--",
+                              label="progression"))
+    return handles
+
+
+def _scenario_lines(result) -> list[str]:
+    therapy = result.provenance.get("scenario", {}).get("therapy", {}) if result.provenance else {}
+    return list((therapy or {}).get("lines", {}) or {})
+
+
+def _result_line_colours(result) -> dict:
+    started = _events_of(result.events, "line_start")["detail"]
+    return line_colours(list(_scenario_lines(result)) + list(started))
+
+
+def _result_clone_colours(result) -> dict:
+    clones = result.clones
+    resistance = list(clones["resistance"]) if "resistance" in clones else None
+    return clone_colours(list(clones["clone"]), resistance)
+
+
+def _mechanism_colours(result, clone_colour: dict) -> dict:
+    """Resistance mechanism -> colour of the (first) clone type carrying it."""
+    out: dict[str, str] = {}
+    if "resistance" in result.clones:
+        for clone, mechanism in zip(result.clones["clone"], result.clones["resistance"]):
+            if isinstance(mechanism, str) and mechanism and mechanism not in out:
+                out[mechanism] = clone_colour.get(str(clone), "black")
+    return out
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _split_axes(ax: Axes, n: int, ratios: Sequence[float], gap: float = 0.04) -> list[Axes]:
+    """Split one Axes' area into ``n`` stacked inset axes sharing x (the host is hidden)."""
+    ax.set_axis_off()
+    ratios = np.asarray(ratios, float)
+    heights = ratios / ratios.sum() * (1 - gap * (n - 1))
+    out: list[Axes] = []
+    top = 1.0
+    for height in heights:
+        bottom = top - height
+        inset = ax.inset_axes([0, bottom, 1, height], sharex=out[0] if out else None)
+        out.append(inset)
+        top = bottom - gap
+    return out
+
+
+def _axes_list(axes, n: int, what: str) -> list[Axes]:
+    if isinstance(axes, Axes):
+        return [axes]
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    if len(axes) < n:
+        raise ValueError(f"{what}: need at least {n} axes, got {len(axes)}")
+    return axes
+
+
+def _mark_decisions(ax: Axes, events: pd.DataFrame, colours: dict) -> None:
+    """Vertical lines at progressions (red, dashed) and line switches (line colour)."""
+    for time in _events_of(events, "progression")["time"].unique():
+        ax.axvline(time, color=PROGRESSION_COLOUR, linestyle="--", linewidth=0.8, alpha=0.7,
+                   zorder=1.5)
+    for time, line in zip(_events_of(events, "line_start")["time"],
+                          _events_of(events, "line_start")["detail"]):
+        ax.axvline(time, color=colours.get(line, "#555555"), linewidth=2.0, alpha=0.9,
+                   zorder=1.4)
+
+
+# --- Muller plot -----------------------------------------------------------------------------
+
+
+def _clone_parents(result) -> list[int]:
+    """Index of each clone type's parent in the mutation graph (-1 for roots; first edge wins)."""
+    names = list(result.clones["clone"])
+    index = {name: i for i, name in enumerate(names)}
+    parents = [-1] * len(names)
+    mutations = (result.provenance or {}).get("scenario", {}).get("mutations", []) or []
+    for mutation in mutations:
+        source, target = mutation.get("from"), mutation.get("to")
+        if source in index and target in index and parents[index[target]] == -1:
+            parents[index[target]] = index[source]
+    for start in range(len(names)):  # break cycles: a clone that is its own ancestor is a root
+        seen, node = set(), start
+        while parents[node] != -1:
+            if node in seen:
+                parents[start] = -1
+                break
+            seen.add(node)
+            node = parents[node]
+    return parents
+
+
+def muller_layers(fractions: np.ndarray,
+                  parents: Sequence[int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Nested Muller bands: each clone type is drawn over its parent, in the middle of it.
+
+    Parameters
+    ----------
+    fractions
+        Shape (times, clone types): fraction of cells of each type (rows sum to 1, or NaN).
+    parents
+        Parent index of each clone type in the mutation graph, -1 for a root.
+
+    Returns
+    -------
+    list of (clone index, lower, upper)
+        In drawing order (parents before children): painting each band over the previous ones
+        shows every clone's own cells as the part of its band not covered by its descendants.
+    """
+    n = fractions.shape[1]
+    children: list[list[int]] = [[] for _ in range(n)]
+    roots = []
+    for clone, parent in enumerate(parents):
+        (roots if parent < 0 else children[parent]).append(clone)
+    subtree = np.zeros_like(fractions, dtype=float)
+
+    def total(clone: int) -> np.ndarray:
+        subtree[:, clone] = fractions[:, clone] + sum((total(c) for c in children[clone]),
+                                                      np.zeros(len(fractions)))
+        return subtree[:, clone]
+
+    for root in roots:
+        total(root)
+    layers: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def place(clone: int, lower: np.ndarray) -> None:
+        layers.append((clone, lower, lower + subtree[:, clone]))
+        below = lower + fractions[:, clone] / 2
+        for child in children[clone]:
+            place(child, below)
+            below = below + subtree[:, child]
+
+    lower = np.zeros(len(fractions))
+    for root in roots:
+        place(root, lower)
+        lower = lower + subtree[:, root]
+    return layers
+
+
+def _clone_table(trajectory: pd.DataFrame, clones: list[str], times: np.ndarray,
+                 lesion: str | None = None) -> pd.DataFrame:
+    data = trajectory if lesion is None else trajectory[trajectory["lesion"] == lesion]
+    table = data.pivot_table(index="time", columns="clone", values="cells", aggfunc="sum",
+                             observed=True)
+    table.columns = [str(c) for c in table.columns]
+    return table.reindex(index=times, columns=clones).astype(float)
+
+
+def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colours: dict,
+                       twin_of: Axes | None) -> Axes:
+    counts = table.to_numpy()
+    total = np.nansum(counts, axis=1)
+    alive = np.isfinite(counts).any(axis=1) & (total > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.where(alive[:, None], np.nan_to_num(counts) / total[:, None], np.nan)
+    times = table.index.to_numpy(float)
+    names = list(table.columns)
+    for clone, lower, upper in muller_layers(np.nan_to_num(fractions), parents):
+        lower = np.where(alive, lower, np.nan)
+        upper = np.where(alive, upper, np.nan)
+        ax.fill_between(times, lower, upper, facecolor=colours[names[clone]], linewidth=0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("clone fraction")
+    ax.margins(x=0)
+    twin = ax.twinx()
+    if twin_of is not None:
+        twin.sharey(twin_of)
+    twin.set_yscale("log")
+    burden = np.where(alive, total, np.nan)
+    twin.plot(times, burden, color="black", linewidth=1.6)
+    twin.set_ylabel("cells (log)")
+    return twin
+
+
+def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4) -> Figure:
+    """Muller plot: clone-type frequencies over time, in the whole patient and per lesion.
+
+    Each clone type's band is nested inside the band of the type it arises from (mutation
+    graph), so a new resistant type grows out of its parent. The black line on the right (log)
+    axis is the true number of cells. Above the plot, the lines of therapy (hatched where the
+    drug was paused) and the CT visits (ticks; red crosses where progression was declared).
+    Local therapies are black triangles on the treated lesion's panel and on the total.
+
+    Parameters
+    ----------
+    result
+        A :class:`~simulator.results.PatientResult` with its trajectory.
+    by_lesion
+        Add a panel for each of the ``max_lesions`` lesions with the largest peak burden.
+    axes
+        Axes to draw on: the first for the whole patient, the rest (if any) for lesions. The
+        therapy ribbon is drawn as an inset above the first. Default: a new figure.
+    max_lesions
+        Most lesion panels to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    trajectory = result.trajectory
+    if trajectory is None or len(trajectory) == 0:
+        raise ValueError("muller_plot: result has no trajectory (simulate with keep_trajectory=True)")
+    clones = [str(c) for c in result.clones["clone"]]
+    colours = _result_clone_colours(result)
+    lines = _result_line_colours(result)
+    parents = _clone_parents(result)
+    periods = therapy_periods(result.events, result.end_time)
+    times = np.sort(trajectory["time"].unique())
+    peak = (trajectory.groupby(["lesion", "time"], observed=True)["cells"].sum()
+            .groupby(level=0, observed=True).max().sort_values(ascending=False, kind="stable"))
+    peak = peak[peak > 0]
+    n_lesions = min(max_lesions, len(peak)) if by_lesion else 0
+
+    if axes is None:
+        rows = 1 + math.ceil(n_lesions / 2)
+        fig = _new_figure(11, 2.2 + 2.6 * rows)
+        grid = fig.add_gridspec(1 + rows, 2, height_ratios=[0.45, 1.4] + [1.0] * (rows - 1))
+        ribbon = fig.add_subplot(grid[0, :])
+        main = fig.add_subplot(grid[1, :], sharex=ribbon)
+        panels = [main] + [fig.add_subplot(grid[2 + i // 2, i % 2], sharex=ribbon)
+                           for i in range(n_lesions)]
+    else:
+        panels = _axes_list(axes, 1, "muller_plot: axes")
+        n_lesions = min(n_lesions, len(panels) - 1)
+        panels = panels[:1 + n_lesions]
+        main = panels[0]
+        fig = main.figure
+        ribbon = main.inset_axes([0, 1.12, 1, 0.2], sharex=main)
+
+    twin = _draw_muller_panel(main, _clone_table(trajectory, clones, times), parents, colours, None)
+    main.set_title("whole patient", loc="left", fontsize=10, y=1.0, pad=3)
+    lesion_info = result.lesions.set_index("lesion") if len(result.lesions) else None
+    local = _events_of(result.events, "local_therapy")
+    for ax, lesion in zip(panels[1:], peak.index[:n_lesions]):
+        lesion = str(lesion)
+        _draw_muller_panel(ax, _clone_table(trajectory, clones, times, lesion), parents, colours,
+                           twin)
+        title = lesion
+        if lesion_info is not None and lesion in lesion_info.index:
+            info = lesion_info.loc[lesion]
+            if str(info["site"]) not in lesion:
+                title += f" ({info['site']})"
+            if info["born"] > 0:
+                title += f", seeded day {info['born']:.0f} from {info['parent']}"
+        ax.set_title(title, loc="left", fontsize=9)
+        treated = local[local["lesion"].astype(str) == lesion]["time"]
+        _triangles(ax, treated)
+    _triangles(main, local["time"])
+    span = float(result.end_time)
+    for ax in panels:
+        ax.set_xlim(0, span)
+        _mark_line_switches(ax, result.events)
+    for ax in panels[1:]:
+        ax.set_xlabel("time (days)")
+    if n_lesions == 0 or axes is not None:
+        main.set_xlabel("time (days)")
+    _therapy_ribbon(ribbon, result, lines, periods)
+    scenario_id = (result.provenance or {}).get("scenario", {}).get("id", "")
+    seed = (result.provenance or {}).get("seed", "")
+    ribbon.set_title(f"Clonal composition over time: {scenario_id} (seed {seed})", loc="left",
+                     fontsize=11)
+
+    handles = [Patch(facecolor=colours[c], label=c) for c in clones if c in _present(trajectory)]
+    handles.append(Line2D([], [], color="black", linewidth=1.6, label="total cells (right axis)"))
+    handles += _event_handles(result, progression_marker="x")
+    handles += _therapy_handles(lines, periods, result.end_time, result.events)
+    # Past the right axis' tick labels and label, whatever the width of the axes.
+    beside = transforms.offset_copy(main.transAxes, fig=fig, x=62, y=0, units="points")
+    main.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                bbox_transform=beside, borderaxespad=0, fontsize=8,
+                frameon=False, title="clone types / therapy", title_fontsize=8)
+    return fig
+
+
+def _present(trajectory: pd.DataFrame) -> set[str]:
+    totals = trajectory.groupby("clone", observed=True)["cells"].max()
+    return {str(c) for c in totals[totals > 0].index}
+
+
+def _triangles(ax: Axes, times) -> None:
+    times = np.asarray(list(times), float)
+    if len(times):
+        ax.plot(times, np.full(len(times), 1.0), linestyle="none", marker="v", markersize=9,
+                color=LOCAL_COLOUR, markeredgecolor="white", clip_on=False, zorder=5,
+                transform=ax.get_xaxis_transform())
+
+
+def _mark_line_switches(ax: Axes, events: pd.DataFrame) -> None:
+    """Faint guides across the Muller panels where a new line starts."""
+    for time in _events_of(events, "line_start")["time"]:
+        if time > 0:
+            ax.axvline(time, color="white", linewidth=0.8, linestyle=":", alpha=0.9, zorder=3)
+
+
+# --- burden timeline -------------------------------------------------------------------------
+
+
+def burden_timeline(result, ax=None) -> Figure:
+    """The true tumour burden beside what the clinic saw, with the decisions taken.
+
+    Five panels share the time axis: the lines of therapy and CT visits; the true number of
+    cells (total and per clone type, log scale); the CT sum of target diameters coloured by
+    RECIST response; the tumour marker; and ctDNA copies per sample (filled when called
+    positive, with the first detection of each resistance mechanism named). Progressions are
+    red dashed lines, line switches thick lines in the new line's colour (named with the
+    biopsy finding that chose it), local therapies black triangles, drug holidays hatched.
+
+    Parameters
+    ----------
+    result
+        A :class:`~simulator.results.PatientResult` with trajectory and visits.
+    ax
+        Where to draw: one Axes (its area is split into the four data panels) or a sequence of
+        four Axes; the therapy ribbon is an inset above the first. Default: a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    clone_colour = _result_clone_colours(result)
+    lines = _result_line_colours(result)
+    periods = therapy_periods(result.events, result.end_time)
+    events = result.events
+    if ax is None:
+        fig = _new_figure(11, 10)
+        grid = fig.add_gridspec(5, 1, height_ratios=[0.45, 1.5, 1, 0.8, 0.8])
+        ribbon = fig.add_subplot(grid[0])
+        panels = [fig.add_subplot(grid[i], sharex=ribbon) for i in range(1, 5)]
+    else:
+        if isinstance(ax, Axes):
+            panels = _split_axes(ax, 4, [1.5, 1, 0.8, 0.8], gap=0.03)
+        else:
+            panels = _axes_list(ax, 4, "burden_timeline: ax")[:4]
+        fig = panels[0].figure
+        ribbon = panels[0].inset_axes([0, 1.06, 1, 0.22], sharex=panels[0])
+    cells_ax, ct_ax, marker_ax, ctdna_ax = panels
+    span = float(result.end_time)
+
+    # True burden.
+    trajectory = result.trajectory
+    if trajectory is not None and len(trajectory):
+        by_clone = trajectory.pivot_table(index="time", columns="clone", values="cells",
+                                          aggfunc="sum", observed=True)
+        total = by_clone.sum(axis=1)
+        for clone in by_clone.columns:
+            values = by_clone[clone].astype(float).where(lambda v: v > 0)
+            if values.notna().any():
+                cells_ax.plot(values.index, values, color=clone_colour.get(str(clone), "grey"),
+                              linewidth=1.0, label=str(clone))
+        cells_ax.plot(total.index, total.where(total > 0), color="black", linewidth=2.2,
+                      label="total (true)")
+    cells_ax.set_yscale("log")
+    cells_ax.set_ylabel("true cells")
+    low, high = cells_ax.get_ylim()
+    cells_ax.set_ylim(max(low, 1.0), high * 3)
+    cells_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                    title="cells by clone", title_fontsize=8)
+
+    visits = result.visits
+    if len(visits):
+        # CT sum of diameters, coloured by response.
+        ct_ax.plot(visits["time"], visits["sum_diameters_mm"], color="#777777", linewidth=1,
+                   zorder=2)
+        seen = []
+        for response, colour in RESPONSE_COLOURS.items():
+            at = visits[visits["response"] == response]
+            if len(at):
+                seen.append(response)
+                ct_ax.scatter(at["time"], at["sum_diameters_mm"], color=colour, s=28, zorder=3,
+                              edgecolor="black", linewidth=0.4, label=response)
+        ct_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                     title="RECIST", title_fontsize=8)
+        # Marker.
+        marker_ax.plot(visits["time"], visits["marker"], color="#8c6d31", marker="o",
+                       markersize=3.5, linewidth=1)
+        # ctDNA.
+        copies = visits["ctdna_copies"].astype(float)
+        positive = visits["ctdna_positive"].astype(bool)
+        ctdna_ax.plot(visits["time"], copies, color="#555555", linewidth=0.8, zorder=2)
+        ctdna_ax.scatter(visits["time"][positive], copies[positive], color="#6a3d9a", s=22,
+                         zorder=3, label="positive")
+        ctdna_ax.scatter(visits["time"][~positive], copies[~positive], facecolor="white",
+                         edgecolor="#6a3d9a", s=22, zorder=3, label="negative")
+        ctdna_ax.set_yscale("symlog", linthresh=1)
+        ctdna_ax.set_ylim(0, max(float(copies.max()), 1.0) * 8)  # room for the labels
+        _label_detections(ctdna_ax, visits, _mechanism_colours(result, clone_colour), span)
+        ctdna_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                        title="ctDNA call", title_fontsize=8)
+    if not len(visits):
+        for panel in (ct_ax, marker_ax, ctdna_ax):
+            panel.text(0.5, 0.5, "no clinic visits (monitoring disabled)", ha="center",
+                       va="center", transform=panel.transAxes, color="#777777")
+            panel.set_yticks([])
+    ct_ax.set_ylabel("CT sum of\ndiameters (mm)")
+    marker_ax.set_ylabel("marker\n(a.u.)")
+    ctdna_ax.set_ylabel("ctDNA\n(copies/sample)")
+    ctdna_ax.set_xlabel("time (days)")
+    for panel in panels[:-1]:
+        panel.tick_params(axis="x", labelbottom=False)
+
+    # Decisions.
+    for panel in panels:
+        panel.set_xlim(0, span)
+        _mark_decisions(panel, events, lines)
+        for row in periods[~periods["on_drug"]].itertuples():
+            panel.axvspan(row.start, row.end, facecolor="none", edgecolor=lines[row.line],
+                          hatch="////", linewidth=0, alpha=0.5, zorder=0)
+    _label_switches(cells_ax, events)
+    local = _events_of(events, "local_therapy")
+    _triangles(cells_ax, local["time"])
+    labels = [(time, ", ".join(f"{lesion} ({MODALITY_SHORT.get(str(modality), modality)})"
+                               for lesion, modality in zip(group["lesion"], group["detail"])))
+              for time, group in local.groupby("time")]
+    levels = _stagger([t for t, _ in labels], [text for _, text in labels], span)
+    for (time, text), (level, flip) in zip(labels, levels):
+        cells_ax.annotate(text, (time, 1.0), xycoords=cells_ax.get_xaxis_transform(),
+                          xytext=(-3 if flip else 3, -9 - 9 * level), textcoords="offset points",
+                          fontsize=7, va="top", ha="right" if flip else "left", annotation_clip=True, clip_on=True,
+                          bbox={"boxstyle": "square,pad=0.1", "facecolor": "white",
+                                "edgecolor": "none", "alpha": 0.7})
+    _therapy_ribbon(ribbon, result, lines, periods)
+    scenario_id = (result.provenance or {}).get("scenario", {}).get("id", "")
+    seed = (result.provenance or {}).get("seed", "")
+    ribbon.set_title(f"True burden and what the clinic saw: {scenario_id} (seed {seed})",
+                     loc="left", fontsize=11)
+    handles = (_therapy_handles(lines, periods, result.end_time, events)
+               + _event_handles(result, progression_marker=None))
+    ribbon.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.3), fontsize=8,
+                  frameon=False)
+    return fig
+
+
+def _stagger(times: Sequence[float], texts: Sequence[str], span: float,
+             levels: int = 4) -> list[tuple[int, bool]]:
+    """Row of each label at ``times``, and whether it must end there (near the right edge)
+    rather than start there, so that neighbouring labels do not overlap.
+
+    The width of a label is estimated from its length (about 0.65% of an 11-inch figure's
+    time axis per character at 7 points).
+    """
+    ends = [-math.inf] * levels
+    placed: dict[int, tuple[int, bool]] = {}
+    for index in np.argsort(np.asarray(times, float), kind="stable"):
+        time, width = float(times[index]), (len(texts[index]) + 2) * 0.0065 * span
+        flip = time + width > span
+        start, end = (time - width, time) if flip else (time, time + width)
+        free = [level for level in range(levels) if ends[level] < start]
+        level = free[0] if free else int(np.argmin(ends))
+        ends[level] = end
+        placed[int(index)] = (level, flip)
+    return [placed[i] for i in range(len(times))]
+
+
+def _label_detections(ax: Axes, visits: pd.DataFrame, colours: dict, span: float) -> None:
+    """Name each resistance mechanism where ctDNA first detects it."""
+    found = []
+    for column in [c for c in visits.columns if c.startswith("detected_")]:
+        hits = visits[visits[column].astype(bool)]
+        if len(hits):
+            found.append((float(hits["time"].iloc[0]), float(hits["ctdna_copies"].iloc[0]),
+                          column[len("detected_"):]))
+    levels = _stagger([t for t, _, _ in found], [f"{m} found" for _, _, m in found], span)
+    for (time, copies, mechanism), (level, flip) in zip(found, levels):
+        ax.annotate(f"{mechanism} found", (time, copies), xytext=(time, 0.95 - 0.16 * level),
+                    textcoords=ax.get_xaxis_transform(), fontsize=7, va="top",
+                    ha="right" if flip else "left", color=colours.get(mechanism, "black"),
+                    arrowprops={"arrowstyle": "-", "linewidth": 0.6, "relpos": (float(flip), 0),
+                                "color": colours.get(mechanism, "black")},
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                          "alpha": 0.8})
+
+
+def _label_switches(ax: Axes, events: pd.DataFrame) -> None:
+    """Name each new line where it starts, with the biopsy finding that chose it."""
+    biopsies = _events_of(events, "biopsy")
+    for time, line in zip(_events_of(events, "line_start")["time"],
+                          _events_of(events, "line_start")["detail"]):
+        found = biopsies[biopsies["time"] == time]
+        finding = sorted({str(d) for d in found["detail"] if isinstance(d, str) and d != "none"})
+        text = f"{line}" + (f" (biopsy: {', '.join(finding)})" if finding else "")
+        ax.annotate(text, (time, 0.02), xycoords=ax.get_xaxis_transform(), xytext=(3, 0),
+                    textcoords="offset points", rotation=90, fontsize=7, va="bottom",
+                    color="#333333")
+    exhausted = _events_of(events, "therapy_exhausted")["time"]
+    for time in exhausted:
+        ax.annotate("no lines left", (time, 0.02), xycoords=ax.get_xaxis_transform(),
+                    xytext=(3, 0), textcoords="offset points", rotation=90, fontsize=7,
+                    va="bottom", color="#333333")
+
+
+# --- swimmer plot ----------------------------------------------------------------------------
+
+
+def swimmer_plot(endpoints: pd.DataFrame, events: pd.DataFrame, arm: str | None = None, ax=None,
+                 max_patients: int = 40) -> Figure:
+    """One bar per patient: lines of therapy over time, holidays, local therapy, progression.
+
+    Bars are coloured by line (hatched while the drug was paused), thin grey where no line was
+    in force; black triangles mark local therapies, red crosses progressions, a black square
+    death and an arrow a patient alive at the end of follow-up. Rows are sorted by follow-up,
+    longest at the top. Time is in months since the start of therapy (each patient's first
+    ``line_start``).
+
+    Parameters
+    ----------
+    endpoints
+        One row per (patient, arm) with ``patient``, ``arm``, ``died`` and ``end_days``
+        (follow-up from the start of therapy; ``os_days`` is used if absent).
+    events
+        Clinical events with ``patient``, ``arm``, ``time`` (days since the start of the
+        simulation), ``kind``, ``lesion`` and ``detail``.
+    arm
+        Arm to draw. Default: every arm, one panel each (needs ``ax=None`` if several).
+    ax
+        Axes to draw on (one arm). Default: a new figure.
+    max_patients
+        Most patients drawn: the ``max_patients`` lowest patient numbers (patients are
+        exchangeable, so this is an unbiased subset), the same in every arm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    arms = [arm] if arm is not None else list(pd.unique(endpoints["arm"]))
+    if arm is not None and arm not in set(endpoints["arm"]):
+        raise ValueError(f"swimmer_plot: unknown arm '{arm}'; allowed: "
+                         f"{', '.join(map(str, pd.unique(endpoints['arm'])))}")
+    if ax is not None and len(arms) > 1:
+        raise ValueError("swimmer_plot: several arms in the data; pass arm= to draw one on ax")
+    patients = sorted(pd.unique(endpoints["patient"]))[:max_patients]
+    table = endpoints[endpoints["patient"].isin(patients)]
+    colours = line_colours(events.loc[events["kind"] == "line_start", "detail"])
+    if ax is None:
+        fig = _new_figure(5.5 * len(arms) + 2.2, 1.6 + 0.2 * len(patients))
+        axs = fig.subplots(1, len(arms), sharex=True, squeeze=False)[0]
+    else:
+        axs = [ax]
+        fig = ax.figure
+    used_lines: set[str] = set()
+    paused = False
+    for panel, name in zip(axs, arms):
+        rows = table[table["arm"] == name]
+        follow = rows["end_days"] if "end_days" in rows else rows["os_days"]
+        rows = rows.assign(follow_days=follow.astype(float)).sort_values(
+            ["follow_days", "patient"], ascending=[True, False])
+        arm_events = events[events["arm"] == name]
+        by_patient = dict(tuple(arm_events.groupby("patient")))
+        for y, row in enumerate(rows.itertuples()):
+            own = by_patient.get(row.patient, arm_events.iloc[:0])
+            starts = own.loc[own["kind"] == "line_start", "time"]
+            origin = float(starts.min()) if len(starts) else 0.0
+            end = row.follow_days
+            panel.add_patch(Rectangle((0, y - 0.12), end / DAYS_PER_MONTH, 0.24,
+                                      facecolor=NO_LINE_COLOUR, edgecolor="none"))
+            periods = therapy_periods(own, origin + end)
+            periods[["start", "end"]] -= origin
+            used_lines |= set(periods["line"])
+            paused |= bool((~periods["on_drug"]).any())
+            _draw_periods(panel, periods, colours, y=y, height=0.7, scale=DAYS_PER_MONTH)
+            local = (own.loc[own["kind"] == "local_therapy", "time"] - origin) / DAYS_PER_MONTH
+            if len(local):
+                panel.plot(local, np.full(len(local), y + 0.42), linestyle="none", marker="v",
+                           markersize=5, color=LOCAL_COLOUR)
+            progression = (own.loc[own["kind"] == "progression", "time"] - origin) / DAYS_PER_MONTH
+            if len(progression):
+                panel.plot(progression, np.full(len(progression), y), linestyle="none", marker="x",
+                           markersize=5, markeredgewidth=1.5, color=PROGRESSION_COLOUR, zorder=4)
+            died = bool(getattr(row, "died", False))
+            panel.plot([end / DAYS_PER_MONTH], [y], linestyle="none", marker="s" if died else ">",
+                       markersize=5, color="black" if died else "#555555", zorder=4)
+        panel.set_yticks(range(len(rows)), [f"P{p}" for p in rows["patient"]], fontsize=7)
+        panel.set_ylim(-0.7, len(rows) - 0.3)
+        panel.set_xlim(0, max(float(table["end_days"].max() if "end_days" in table
+                                    else table["os_days"].max()) / DAYS_PER_MONTH * 1.03, 1))
+        panel.xaxis.set_major_locator(ticker.MultipleLocator(_month_step(panel.get_xlim()[1])))
+        panel.set_xlabel("months since start of therapy")
+        panel.set_title(f"arm: {name}  ({len(rows)} of {int((endpoints['arm'] == name).sum())} patients)",
+                        loc="left", fontsize=10)
+        panel.grid(axis="x", color="#eeeeee", zorder=0)
+        panel.set_axisbelow(True)
+        for side in ("top", "right"):
+            panel.spines[side].set_visible(False)
+    starts = events[events["kind"] == "line_start"]
+    first_use = (starts["time"] - starts.groupby(["patient", "arm"])["time"].transform("min")
+                 ).groupby(starts["detail"]).median().sort_values(kind="stable")
+    handles = [Patch(facecolor=colours[line], label=line) for line in first_use.index
+               if line in used_lines]
+    if paused:
+        handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="////",
+                             label="drug paused"))
+    handles.append(Patch(facecolor=NO_LINE_COLOUR, label="no active line"))
+    shown = events[events["arm"].isin(arms) & events["patient"].isin(patients)]
+    died = table.loc[table["arm"].isin(arms), "died"].astype(bool) if "died" in table else None
+    optional = [
+        ((shown["kind"] == "local_therapy").any(),
+         Line2D([], [], color=LOCAL_COLOUR, marker="v", linestyle="none", label="local therapy")),
+        ((shown["kind"] == "progression").any(),
+         Line2D([], [], color=PROGRESSION_COLOUR, marker="x", linestyle="none",
+                markeredgewidth=1.5, label="progression")),
+        (died is not None and died.any(),
+         Line2D([], [], color="black", marker="s", linestyle="none", label="death")),
+        (died is None or not died.all(),
+         Line2D([], [], color="#555555", marker=">", linestyle="none",
+                label="alive at end of follow-up"))]
+    handles += [handle for present, handle in optional if present]
+    axs[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                   frameon=False)
+    if len(axs) > 1:
+        fig.suptitle("Lines of therapy per patient (same virtual patients in every arm)",
+                     x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+def _month_step(months: float) -> float:
+    for step in (1, 3, 6, 12, 24):
+        if months / step <= 10:
+            return step
+    return 60
+
+
+# --- Kaplan-Meier ----------------------------------------------------------------------------
+
+
+def km_plot(endpoints: pd.DataFrame, time: str = "pfs_days", event: str = "progressed",
+            by: str | None = "arm", ax: Axes | None = None) -> Figure:
+    """Kaplan-Meier curves per group with 95% bands, medians and numbers at risk.
+
+    Curves come from :func:`simulator.survival.kaplan_meier` (Greenwood, log-log bands), with
+    censoring ticks. A dashed line drops from survival 0.5 to each median; the legend gives the
+    median with its 95% CI (:func:`simulator.survival.median_survival`). Under the axis, the
+    number of patients at risk at each tick.
+
+    Parameters
+    ----------
+    endpoints
+        One row per patient (and arm) with the ``time`` and ``event`` columns.
+    time
+        Column of times in days (plotted in months of 30.44 days).
+    event
+        Column: True where the event happened, False where censored.
+    by
+        Column whose values are the groups (one curve each); None for one curve.
+    ax
+        Axes to draw on; the at-risk table is then an inset below it (leave room). Default: a
+        new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    for column in [time, event] + ([by] if by else []):
+        if column not in endpoints:
+            raise ValueError(f"km_plot: endpoints has no column '{column}'")
+    groups = list(pd.unique(endpoints[by])) if by else ["all patients"]
+    if ax is None:
+        fig = _new_figure(11, 5.2 + 0.25 * len(groups))
+        grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.3 + 0.25 * len(groups)])
+        ax = fig.add_subplot(grid[0])
+        table_ax = fig.add_subplot(grid[1], sharex=ax)
+    else:
+        fig = ax.figure
+        table_ax = ax.inset_axes([0, -0.2 - 0.07 * len(groups), 1, 0.07 * len(groups)],
+                                 sharex=ax)
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+               "#17becf"]
+    subsets = {}
+    xmax = 0.0
+    for index, group in enumerate(groups):
+        rows = endpoints if by is None else endpoints[endpoints[by] == group]
+        t = rows[time].to_numpy(float)
+        e = rows[event].to_numpy(bool)
+        subsets[group] = t
+        colour = palette[index % len(palette)]
+        curve = kaplan_meier(t, e)
+        months = curve["time"].to_numpy() / DAYS_PER_MONTH
+        xmax = max(xmax, months.max())
+        median, low, high = median_survival(t, e)
+        label = f"{group} (n={len(t)}, {int(e.sum())} events): median {_months(median)}"
+        if not math.isnan(median):
+            label += f" ({_months(low)}–{_months(high)})"
+        ax.step(months, curve["survival"], where="post", color=colour, linewidth=1.8,
+                label=label)
+        ax.fill_between(months, curve["lower"], curve["upper"], step="post", color=colour,
+                        alpha=0.15, linewidth=0)
+        censored = curve[curve["censored"] > 0]
+        ax.plot(censored["time"] / DAYS_PER_MONTH, censored["survival"], linestyle="none",
+                marker="|", markersize=7, color=colour)
+        if not math.isnan(median):
+            ax.plot([0, median / DAYS_PER_MONTH], [0.5, 0.5], color="#888888", linestyle=":",
+                    linewidth=1)
+            ax.plot([median / DAYS_PER_MONTH] * 2, [0, 0.5], color=colour, linestyle="--",
+                    linewidth=1)
+    step = _month_step(xmax)
+    ax.set_xlim(0, max(xmax * 1.02, step))
+    ax.set_ylim(0, 1.03)
+    ax.xaxis.set_major_locator(ticker.MultipleLocator(step))
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    ax.set_ylabel("patients alive" if event == "died" else "patients event-free")
+    ax.set_title(ENDPOINT_TITLES.get(time, time), loc="left", fontsize=12, pad=4)
+    ax.grid(color="#eeeeee")
+    # Beside the axes, where no curve or band can be hidden by it.
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(facecolor="#999999", alpha=0.3, label="95% pointwise CI"),
+                Line2D([], [], color="#555555", marker="|", linestyle="none", markersize=7,
+                       label="censored")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              frameon=False, title="median, months (95% CI)", title_fontsize=8,
+              alignment="left")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="x", labelbottom=True)
+    ax.set_xlabel("months (30.44 days) since start of therapy")
+
+    ticks = np.arange(0, ax.get_xlim()[1] + 1e-9, step)
+    for row, group in enumerate(groups):
+        t = subsets[group]
+        colour = palette[row % len(palette)]
+        for tick in ticks:
+            table_ax.text(tick, row, str(int((t >= tick * DAYS_PER_MONTH).sum())), ha="center",
+                          va="center", fontsize=8, color=colour)
+    table_ax.set_ylim(len(groups) - 0.5, -0.5)
+    table_ax.set_yticks(range(len(groups)), [str(g) for g in groups], fontsize=8)
+    for label, index in zip(table_ax.get_yticklabels(), range(len(groups))):
+        label.set_color(palette[index % len(palette)])
+    table_ax.tick_params(axis="y", length=0, pad=14)
+    table_ax.tick_params(axis="x", length=0, labelbottom=False)
+    table_ax.set_title("number at risk", loc="left", fontsize=8, pad=2)
+    for side in ("top", "right", "left", "bottom"):
+        table_ax.spines[side].set_visible(False)
+    return fig
+
+
+def _months(days: float) -> str:
+    return "not reached" if math.isnan(days) else f"{days / DAYS_PER_MONTH:.1f}"
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def save_patient_figures(result, directory) -> list[Path]:
+    """Write ``muller.png`` and ``burden.png`` of one patient into ``directory``.
+
+    Parameters
+    ----------
+    result
+        A :class:`~simulator.results.PatientResult` with its trajectory.
+    directory
+        Folder (created if needed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return [_save(muller_plot(result), directory / "muller.png"),
+            _save(burden_timeline(result), directory / "burden.png")]
+
+
+def save_cohort_figures(endpoints: pd.DataFrame, events: pd.DataFrame, directory) -> list[Path]:
+    """Write ``km_pfs.png``, ``km_os.png`` and ``swimmer.png`` of a cohort into ``directory``.
+
+    Parameters
+    ----------
+    endpoints, events
+        A cohort's endpoints (one row per patient and arm) and clinical events.
+    directory
+        Folder (created if needed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return [_save(km_plot(endpoints, "pfs_days", "progressed"), directory / "km_pfs.png"),
+            _save(km_plot(endpoints, "os_days", "died"), directory / "km_os.png"),
+            _save(swimmer_plot(endpoints, events), directory / "swimmer.png")]
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+_CI_COLUMNS = {
+    "median_pfs_months": ("pfs_ci_low", "pfs_ci_high"),
+    "median_os_months": ("os_ci_low", "os_ci_high"),
+}
+
+
+def plot_sweep(summary: pd.DataFrame, endpoint: str = "median_pfs_months", x: str | None = None,
+               y: str | None = None, ax=None):
+    """A sweep's endpoint against one parameter (one line per arm, 95% CI band where the
+    summary has one), or a heatmap over two parameters (first arm).
+
+    ``summary`` is a sweep's ``summary.parquet``; parameters are its ``param:PATH`` columns and
+    ``x``/``y`` may be given with or without the ``param:`` prefix.
+    """
+    parameters = [c for c in summary.columns if c.startswith("param:")]
+    if endpoint not in summary.columns:
+        numeric = [c for c in summary.columns if c not in parameters and c not in ("point", "arm")
+                   and pd.api.types.is_numeric_dtype(summary[c])]
+        raise ValueError(f"--endpoint: unknown '{endpoint}'; allowed: {', '.join(numeric)}")
+    if not parameters:
+        raise ValueError("summary: no parameter columns (param:PATH)")
+
+    def column(name: str | None, default: str) -> str:
+        if name is None:
+            return default
+        full = name if name.startswith("param:") else f"param:{name}"
+        if full not in parameters:
+            raise ValueError(f"--x/--y: unknown parameter '{name}'; allowed: "
+                             + ", ".join(p.removeprefix("param:") for p in parameters))
+        return full
+
+    x_column = column(x, parameters[0])
+    if ax is None:
+        figure = _new_figure(7, 4.5)
+        ax = figure.add_subplot()
+    else:
+        figure = ax.figure
+    label = endpoint.replace("_", " ")
+    if y is None and len(parameters) > 1 and x is None:
+        y = parameters[1]
+    if y is not None:
+        y_column = column(y, parameters[1])
+        first = summary[summary["arm"] == summary["arm"].iloc[0]]
+        grid = first.pivot_table(index=y_column, columns=x_column, values=endpoint, aggfunc="mean")
+        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(grid.shape[1]), [f"{v:.3g}" for v in grid.columns], rotation=45)
+        ax.set_yticks(range(grid.shape[0]), [f"{v:.3g}" for v in grid.index])
+        ax.set_xlabel(x_column.removeprefix("param:"))
+        ax.set_ylabel(y_column.removeprefix("param:"))
+        figure.colorbar(image, ax=ax, label=label)
+        ax.set_title(f"{label} ({first['arm'].iloc[0]})")
+        return figure
+    for arm, rows in summary.groupby("arm", sort=False):
+        rows = rows.sort_values(x_column)
+        line, = ax.plot(rows[x_column], rows[endpoint], marker="o", label=str(arm))
+        low, high = _CI_COLUMNS.get(endpoint, (None, None))
+        if low in rows.columns:
+            ax.fill_between(rows[x_column], rows[low], rows[high], color=line.get_color(), alpha=0.2,
+                            linewidth=0)
+    ax.set_xlabel(x_column.removeprefix("param:"))
+    ax.set_ylabel(label)
+    ax.set_title(f"{label} across the sweep" + (" (95% CI)" if endpoint in _CI_COLUMNS else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(title="arm", frameon=False)
+    return figure
