@@ -636,24 +636,22 @@ def validate_scenario(raw: dict) -> Scenario:
         for path in scenario.cohort.parameters:
             _require_path(resolved, path, f"cohort.parameters.{path}")
         for name, subtype in scenario.cohort.subtypes.items():
-            patient = patient_raw(resolved)
-            for path, value in subtype.set.items():
-                _require_path(resolved, path, f"cohort.subtypes.{name}.set.{path}")
-                set_path(patient, path, value)
-            try:
-                Scenario.model_validate(patient)
-            except ValidationError as error:
-                raise ScenarioError(f"cohort.subtypes.{name}.set: {_first_error_line(error)}") from None
+            _check_settings(resolved, subtype.set, f"cohort.subtypes.{name}.set")
         for name, arm in scenario.arms.items():
-            patient = patient_raw(resolved)
-            for path, value in arm.set.items():
-                _require_path(resolved, path, f"arms.{name}.set.{path}")
-                set_path(patient, path, value)
-            try:
-                Scenario.model_validate(patient)
-            except ValidationError as error:
-                raise ScenarioError(f"arms.{name}.set: {_first_error_line(error)}") from None
+            _check_settings(resolved, arm.set, f"arms.{name}.set")
     return scenario
+
+
+def _check_settings(resolved: dict, settings: dict[str, Any], field: str) -> None:
+    """Settings (path -> value) must name existing parameters and give a valid scenario."""
+    patient = patient_raw(resolved)
+    for path, value in settings.items():
+        _require_path(resolved, path, f"{field}.{path}")
+        set_path(patient, path, value)
+    try:
+        Scenario.model_validate(patient)
+    except ValidationError as error:
+        raise ScenarioError(f"{field}: {_first_error_line(error)}") from None
 
 
 def _validate_one(raw: dict) -> Scenario:
