@@ -268,6 +268,100 @@ class DrugState(NamedTuple):
     scale: np.ndarray  # [S, K] scratch
 
 
+class Rules(NamedTuple):
+    """What visits, rules and actions need of ``ClinicArrays`` (see ``_advance_cells`` for why
+    helpers get small tuples)."""
+
+    clone_mechanism: object
+    line_next: object
+    line_on_mechanism: object
+    modality_kill: object
+    modality_failure: object
+    modality_failure_kill: object
+    scheduled_step: object
+    scheduled_lesion: object
+    scheduled_modality: object
+    therapy_start_step: object
+    first_line: object
+    external_policy: object
+    cells_per_cm3: object
+    detection_limit_mm: object
+    measurable_mm: object
+    measurement_sd_mm: object
+    marker_per_cell: object
+    marker_background: object
+    marker_cv: object
+    ctdna_shed: object
+    ctdna_elimination: object
+    blood_fraction: object
+    ctdna_min_copies: object
+    biopsy_min_fraction: object
+    oligo_enabled: object
+    oligo_max_lesions: object
+    oligo_modality: object
+    switch_enabled: object
+    holiday_enabled: object
+    holiday_min_visits: object
+    holiday_max_sum_mm: object
+    holiday_restart_rise: object
+    adaptive_enabled: object
+    adaptive_stop: object
+    adaptive_restart: object
+    consolidation_enabled: object
+    consolidation_max_lesions: object
+    consolidation_after_steps: object
+    consolidation_modality: object
+    consolidation_primary_modality: object
+    primary_site: object
+
+
+class ClinicView(NamedTuple):
+    """The buffers visits, rules and actions read and write."""
+
+    counters: np.ndarray
+    cells: np.ndarray
+    lesion_site: np.ndarray
+    clock: np.ndarray
+    level: np.ndarray
+    death_add: np.ndarray
+    birth_scale: np.ndarray
+    found: np.ndarray
+    biopsy_lesion: np.ndarray
+    is_target: np.ndarray
+    seen_at_baseline: np.ndarray
+    lesion_nadir: np.ndarray
+    progressing: np.ndarray
+    obs_time: np.ndarray
+    obs_lesions: np.ndarray
+    obs_diameter: np.ndarray
+    obs_target: np.ndarray
+    obs_marker: np.ndarray
+    obs_tumour_copies: np.ndarray
+    obs_copies: np.ndarray
+    obs_sld: np.ndarray
+    obs_response: np.ndarray
+    obs_line: np.ndarray
+    obs_drug_on: np.ndarray
+    action_kind: np.ndarray
+    action_a: np.ndarray
+    action_b: np.ndarray
+    event_time: np.ndarray
+    event_kind: np.ndarray
+    event_lesion: np.ndarray
+    event_detail: np.ndarray
+    event_value: np.ndarray
+
+
+@jit
+def _rules(c):
+    return Rules(c.clone_mechanism, c.line_next, c.line_on_mechanism, c.modality_kill, c.modality_failure, c.modality_failure_kill, c.scheduled_step, c.scheduled_lesion, c.scheduled_modality, c.therapy_start_step, c.first_line, c.external_policy, c.cells_per_cm3, c.detection_limit_mm, c.measurable_mm, c.measurement_sd_mm, c.marker_per_cell, c.marker_background, c.marker_cv, c.ctdna_shed, c.ctdna_elimination, c.blood_fraction, c.ctdna_min_copies, c.biopsy_min_fraction, c.oligo_enabled, c.oligo_max_lesions, c.oligo_modality, c.switch_enabled, c.holiday_enabled, c.holiday_min_visits, c.holiday_max_sum_mm, c.holiday_restart_rise, c.adaptive_enabled, c.adaptive_stop, c.adaptive_restart, c.consolidation_enabled, c.consolidation_max_lesions, c.consolidation_after_steps, c.consolidation_modality, c.consolidation_primary_modality, c.primary_site)
+
+
+@jit
+def _clinic_view(out):
+    return ClinicView(out.counters, out.cells, out.lesion_site, out.clock, out.level, out.death_add, out.birth_scale, out.found, out.biopsy_lesion, out.is_target, out.seen_at_baseline, out.lesion_nadir, out.progressing, out.obs_time, out.obs_lesions, out.obs_diameter, out.obs_target, out.obs_marker, out.obs_tumour_copies, out.obs_copies, out.obs_sld, out.obs_response, out.obs_line, out.obs_drug_on, out.action_kind, out.action_a, out.action_b, out.event_time, out.event_kind, out.event_lesion, out.event_detail, out.event_value)
+
+
 @jit
 def _dynamics(model):
     return Dynamics(model.birth, model.death, model.mutation_total, model.edge_start,
@@ -543,10 +637,9 @@ def _is_visit(model, step):
 
 
 @jit
-def _visit(model, rng, out, step, time):
+def _visit(dyn, clinic, rng, out, step, time):
     """Measure, assess and (with the built-in rules) decide. Returns a status code."""
-    clinic = model.clinic
-    visit = cl.observe(model, clinic, out, rng, time)
+    visit = cl.observe(dyn, clinic, out, rng, time)
     response = cl.assess(clinic, out, visit)
     for lesion in range(out.obs_lesions[visit]):
         out.obs_target[visit, lesion] = out.is_target[lesion]
@@ -594,10 +687,10 @@ def _start_line(out, line, step, time):
 
 
 @jit
-def _apply_action(model, rng, out, step, time, kind, a, b):
+def _apply_action(clinic, rng, out, step, time, kind, a, b):
     """Carry out one action; False when the event log is full."""
     if kind == cl.ACTION_LOCAL_THERAPY:
-        survived = cl.apply_local(model.clinic, out, rng, a, b)
+        survived = cl.apply_local(clinic, out, rng, a, b)
         return log_event(out, time, EVENT_LOCAL_THERAPY, a, b, survived)
     if kind == cl.ACTION_SWITCH_LINE:
         # A new line's adaptive baseline is the marker at its own baseline visit.
@@ -619,9 +712,9 @@ def _apply_action(model, rng, out, step, time, kind, a, b):
 
 
 @jit
-def _apply_actions(model, rng, out, step, time):
+def _apply_actions(clinic, rng, out, step, time):
     for index in range(out.counters[5]):
-        if not _apply_action(model, rng, out, step, time, out.action_kind[index],
+        if not _apply_action(clinic, rng, out, step, time, out.action_kind[index],
                              out.action_a[index], out.action_b[index]):
             return STATUS_EVENT_OVERFLOW
     out.counters[5] = 0
@@ -630,9 +723,8 @@ def _apply_actions(model, rng, out, step, time):
 
 
 @jit
-def _scheduled_therapy(model, rng, out, step, time):
+def _scheduled_therapy(clinic, rng, out, step, time):
     """Local therapy the scenario schedules for this step, and the first line's start."""
-    clinic = model.clinic
     while (out.clock[cl.NEXT_SCHEDULED] < clinic.scheduled_step.size
            and clinic.scheduled_step[out.clock[cl.NEXT_SCHEDULED]] == step):
         index = out.clock[cl.NEXT_SCHEDULED]
@@ -704,6 +796,8 @@ def simulate_kernel(model, rng, out):
     clinic = model.clinic
     dyn = _dynamics(model)
     pop = _population(out)
+    rules = _rules(clinic)
+    view = _clinic_view(out)
     drugs = _drug_arrays(clinic)
     pk = DrugState(out.gut, out.central, out.dose_given, np.ones_like(out.birth_scale))
     clock = out.clock
@@ -716,17 +810,17 @@ def simulate_kernel(model, rng, out):
         step = clock[cl.STEP]
         time = step * dyn.dt
         if clock[cl.PHASE] == cl.PHASE_READY and _is_visit(visit_every, therapy_start, step):
-            status = _visit(model, rng, out, step, time)
+            status = _visit(dyn, rules, rng, view, step, time)
             if status != STATUS_OK:
                 return status
         if clock[cl.PHASE] != cl.PHASE_READY:
-            status = _apply_actions(model, rng, out, step, time)
+            status = _apply_actions(rules, rng, view, step, time)
             if status != STATUS_OK:
                 return status
         next_scheduled = clock[cl.NEXT_SCHEDULED]
         if ((next_scheduled < scheduled.size and scheduled[next_scheduled] == step)
                 or (clock[cl.THERAPY_STARTED] == 0 and has_lines and step >= therapy_start)):
-            status = _scheduled_therapy(model, rng, out, step, time)
+            status = _scheduled_therapy(rules, rng, view, step, time)
             if status != STATUS_OK:
                 return status
         status = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, arrivals, step)
