@@ -607,22 +607,21 @@ def _note_changes(model, out, time):
 
 
 @jit
-def _initialise(model, out):
-    n_initial = model.initial_cells.shape[0]
-    if n_initial > out.cells.shape[0]:
+def _initialise(dyn, pop, clock, initial_cells, lesion_site, lesion_capacity, lesion_law):
+    n_initial = initial_cells.shape[0]
+    if n_initial > pop.cells.shape[0]:
         return STATUS_LESION_OVERFLOW
-    out.cells[:n_initial, :] = model.initial_cells
-    out.lesion_site[:n_initial] = model.lesion_site
-    out.lesion_capacity[:n_initial] = model.lesion_capacity
-    out.lesion_law[:n_initial] = model.lesion_law
-    out.counters[0] = n_initial
+    pop.cells[:n_initial, :] = initial_cells
+    pop.lesion_site[:n_initial] = lesion_site
+    pop.lesion_capacity[:n_initial] = lesion_capacity
+    pop.lesion_law[:n_initial] = lesion_law
+    pop.counters[0] = n_initial
     for lesion in range(n_initial):
-        out.lesion_alive[lesion] = True
-    out.clock[cl.LINE] = -1
-    out.clock[cl.OFF_REASON] = -1
-    out.clock[cl.BASELINE_PENDING] = 1
-    pop = _population(out)
-    if _note_changes(_dynamics(model), pop, 0.0) < 0.0:
+        pop.lesion_alive[lesion] = True
+    clock[cl.LINE] = -1
+    clock[cl.OFF_REASON] = -1
+    clock[cl.BASELINE_PENDING] = 1
+    if _note_changes(dyn, pop, 0.0) < 0.0:
         return STATUS_EVENT_OVERFLOW
     _record(pop, 0.0)
     return STATUS_OK
@@ -789,13 +788,14 @@ def simulate_kernel(model, rng, out):
 
     Returns a status code; results are written into ``out``.
     """
-    if out.counters[1] == 0:
-        status = _initialise(model, out)
-        if status != STATUS_OK:
-            return status
     clinic = model.clinic
     dyn = _dynamics(model)
     pop = _population(out)
+    if out.counters[1] == 0:
+        status = _initialise(dyn, pop, out.clock, model.initial_cells, model.lesion_site,
+                             model.lesion_capacity, model.lesion_law)
+        if status != STATUS_OK:
+            return status
     rules = _rules(clinic)
     view = _clinic_view(out)
     drugs = _drug_arrays(clinic)
