@@ -2,7 +2,8 @@
 
 Times are in days from the start of therapy (``therapy.start_day``). An endpoint whose event
 did not happen by the end of the run is censored there: ``pfs_days`` is then the follow-up
-time and ``progressed`` is False, as in a trial's data set.
+time and ``progressed`` is False, as in a trial's data set. The PFS event is the first RECIST
+progression or death, whichever comes first.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ def patient_endpoints(scenario: Scenario, events: pd.DataFrame, visits: pd.DataF
     start = float(scenario.therapy.start_day)
     follow_up = max(end_time - start, 0.0)
     kinds = events["kind"]
-    progression = events[kinds == "progression"]
     death = events[kinds == "death"]
+    # PFS ends at the first RECIST progression or death, whichever comes first.
+    progression = events[kinds.isin(["progression", "death"])]
     lines = events[kinds.isin(["line_start", "therapy_exhausted"])]
     failures = lines[lines["time"] > lines["time"].min()] if len(lines) else lines
     failure = pd.concat([failures["time"], death["time"]]).min() if len(lines) else math.nan
     time_on_line = _time_on_line(lines, end_time)
     endpoints = {
         "pfs_days": _first(progression, start, follow_up),
-        "progressed": bool(len(progression)),
+        "progressed": bool(len(progression)),  # the PFS event: progression or death
         "os_days": _first(death, start, follow_up),
         "died": bool(len(death)),
         "ttf_days": (failure - start) if not math.isnan(failure) else follow_up,

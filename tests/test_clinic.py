@@ -366,3 +366,13 @@ def test_bad_therapy_input_names_the_field(change, message):
         simulator.load_scenario(patient(**change))
     text = str(error.value)
     assert message in text and "\n" not in text
+
+
+def test_death_before_any_scan_ends_progression_free_survival():
+    raw = patient(**{"simulation.lethal_burden": 5e10, "simulation.duration_days": 2000,
+                     "monitoring.visit_every_days": 1000})
+    raw["therapy"]["lines"] = {}
+    result = run(raw)
+    death = kinds(result, "death")["time"].iloc[0]
+    assert kinds(result, "progression").empty or kinds(result, "progression")["time"].iloc[0] > death
+    assert result.endpoints["progressed"] and result.endpoints["pfs_days"] == death
