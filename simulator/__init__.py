@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+from simulator.cohort import CohortResult, run_cohort  # noqa: E402
+from simulator.policy import LocalTherapy, PolicyError, StartDrug, StopDrug, SwitchLine, Visit  # noqa: E402
 from simulator.results import PatientResult  # noqa: E402
 from simulator.runner import Replicates, run_replicates, simulate  # noqa: E402
 from simulator.scenario import (  # noqa: E402
@@ -10,14 +12,25 @@ from simulator.scenario import (  # noqa: E402
     load_scenario,
     scenario_json_schema,
 )
+from simulator.sweep import SweepResult, run_sweep  # noqa: E402
 
 __all__ = [
+    "CohortResult",
+    "LocalTherapy",
     "PatientResult",
+    "PolicyError",
     "Replicates",
     "Scenario",
     "ScenarioError",
+    "StartDrug",
+    "StopDrug",
+    "SweepResult",
+    "SwitchLine",
+    "Visit",
     "load_scenario",
+    "run_cohort",
     "run_replicates",
+    "run_sweep",
     "scenario_json_schema",
     "simulate",
 ]
