@@ -360,14 +360,21 @@ def execute_sweep(plan: SweepPlan, directory: str | Path, executor: str = "local
         raise ScenarioError(f"--executor: must be one of local, dask; got '{executor}'")
     if workers <= 0:
         raise ScenarioError(f"--workers: must be > 0, got {workers}")
-    prepare_directory(plan, directory)
+    # Connect before writing anything: an unreachable scheduler must leave no directory behind.
+    connection = connect_dask(scheduler, workers) if executor == "dask" else None
+    try:
+        prepare_directory(plan, directory)
+    except BaseException:
+        _disconnect(connection)
+        raise
     for stale in (directory / "rows").glob("point=*/.*.tmp"):
         stale.unlink()  # left by an interrupted write; its chunk is simply run again
     chunks = plan.chunks()
     todo = [chunk for chunk in chunks if not chunk.path(directory).exists()]
     started = time.perf_counter()
     values = plan.points.to_dict(orient="records")
-    run = _run_dask if executor == "dask" else _run_local
+    run = (lambda plan, todo, workers, _: _run_dask(plan, todo, workers, connection)) \
+        if connection is not None else _run_local
     from tqdm import tqdm
 
     bar = tqdm(total=sum(len(c.patients) for c in todo) * len(plan.arms),
@@ -393,17 +400,24 @@ def _run_local(plan: SweepPlan, chunks: list[Chunk], workers: int, scheduler) ->
         yield from _windowed(pool.submit, lambda f: f.result(), wait, FIRST_COMPLETED, plan, chunks, workers)
 
 
-def _run_dask(plan: SweepPlan, chunks: list[Chunk], workers: int, scheduler: str | None) -> Iterator:
-    client, cluster = connect_dask(scheduler, workers)
+def _run_dask(plan: SweepPlan, chunks: list[Chunk], workers: int, connection) -> Iterator:
+    client, _ = connection
     try:
         from distributed import wait
 
         yield from _windowed(lambda f, t: client.submit(f, t, pure=False), lambda f: f.result(),
                              wait, "FIRST_COMPLETED", plan, chunks, workers)
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _disconnect(connection)
+
+
+def _disconnect(connection) -> None:
+    if connection is None:
+        return
+    client, cluster = connection
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _windowed(submit, result, wait, first_completed, plan, chunks, workers) -> Iterator:

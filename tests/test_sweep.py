@@ -104,6 +104,7 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_message(tmp_path):
         run_sweep(teaching(), tmp_path / "s", grid={"clones.resistant.birth": "0.18"}, replicates=1,
                   executor="dask", scheduler="tcp://127.0.0.1:9")
     assert time.perf_counter() - started < 30
+    assert not (tmp_path / "s").exists()
 
 
 def test_cli_sweep_bad_path_exits_2_and_writes_nothing(tmp_path):
