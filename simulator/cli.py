@@ -210,7 +210,13 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
         return
     if out is None:
         raise UsageProblem("--out: a sweep needs an output directory (or use --dry-run)")
-    result = sw.execute_sweep(plan, out, executor, workers, scheduler, progress=sys.stderr.isatty())
+    try:
+        result = sw.execute_sweep(plan, out, executor, workers, scheduler, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        done = len(list(Path(out).glob("rows/point=*/chunk-*.parquet")))
+        click.echo(f"interrupted: {done} of {len(plan.chunks())} chunks on disk; rerun the same command "
+                   "to resume", err=True)
+        sys.exit(130)
     click.echo(f"{result.chunks_run} chunk(s) run, {result.chunks_skipped} already done, "
                f"{result.seconds:.1f} s; wrote {out}/")
 

@@ -396,8 +396,14 @@ def _run_local(plan: SweepPlan, chunks: list[Chunk], workers: int, scheduler) ->
         return
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
         yield from _windowed(pool.submit, lambda f: f.result(), wait, FIRST_COMPLETED, plan, chunks, workers)
+    except BaseException:
+        # Interrupted: drop what has not started; chunks already on disk are complete.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _run_dask(plan: SweepPlan, chunks: list[Chunk], workers: int, connection) -> Iterator:
