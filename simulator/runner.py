@@ -18,6 +18,7 @@ from simulator.engine.kernel import (
     STATUS_EVENT_OVERFLOW,
     STATUS_LESION_OVERFLOW,
     STATUS_OK,
+    STATUS_STACK_OVERFLOW,
     STATUS_VISIT,
     Buffers,
     ModelArrays,
@@ -41,6 +42,7 @@ from simulator.scenario import Scenario, scenario_to_dict
 
 MAX_LESIONS_LIMIT = 1 << 20
 INITIAL_EVENTS = 1024
+INITIAL_STACK = 1024
 
 
 class CapacityError(RuntimeError):
@@ -61,10 +63,11 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
     each visit and resumes once the policy has decided.
     """
     max_events = INITIAL_EVENTS
+    max_stack = INITIAL_STACK
     if policy is not None:
         model = model._replace(clinic=model.clinic._replace(external_policy=True))
     while True:
-        buffers = allocate_buffers(model, max_lesions, max_events)
+        buffers = allocate_buffers(model, max_lesions, max_events, max_stack)
         rng = replicate_generator(seed, replicate)
         status = simulate_kernel(model, rng, buffers)
         while status == STATUS_VISIT:
@@ -80,6 +83,8 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
                 )
         elif status == STATUS_EVENT_OVERFLOW:
             max_events *= 4
+        elif status == STATUS_STACK_OVERFLOW:
+            max_stack *= 4
         else:  # pragma: no cover - the kernel has no other status
             raise RuntimeError(f"engine status {status}")
 

@@ -61,42 +61,32 @@ def test_extinction_probability(n0, seed):
 # --------------------------------------------------------------------------- B2
 
 
-def test_bnb_joint_law_with_mutation():
-    """(Any mutation?, parent lineage size) over 30 days at dt = 1 against B2's pM, pE, pB.
+@pytest.mark.parametrize("dt, seed", [(1.0, 401), (10.0, 403), (30.0, 402)])
+def test_bnb_joint_law_with_mutation(dt, seed):
+    """(Any mutation?, parent lineage size) over 30 days, in steps of 1, 10 and 30 days
+    (one step), against B2's pM, pE, pB: the update is exact whatever the step.
 
     pE is the joint probability of no mutation and extinction, so it is compared with the
     joint category, with B2 evaluated at the parent's mutation-free birth rate b (1 - u).
     Tolerance: chi-square over merged categories, pass if p > 0.001. n = 2000.
     """
-    assert_passes(vc.check_bnb_joint(2000, 401, dt=1.0))
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "engine discrepancy: with mutation, a compartment's mutants are Poisson with the "
-    "trapezoid integral of its start and end counts, not B2's exact update; the engine's "
-    "own law (exact Markov-chain computation) gives P(no mutation) 0.7293 vs pM 0.7628 and "
-    "P(none, extinct) 0.6530 vs pE 0.7026 at b=0.14, d=0.13, u=0.1, one 30-day step"))
-def test_bnb_joint_law_with_mutation_in_one_long_step():
-    """As above, but the 30 days are one engine step, where DESIGN.md claims exactness.
-
-    Tolerance as above. Expected to fail until the kernel uses B2's exact update; strict,
-    so it reports when the kernel becomes exact.
-    """
-    assert_passes(vc.check_bnb_joint(2000, 402, dt=30.0))
+    assert_passes(vc.check_bnb_joint(2000, seed, dt=dt))
 
 
 # --------------------------------------------------------------------------- B3
 
 
-def test_luria_delbruck_mutant_counts():
-    """Mutant counts under pure birth (d = 0, m ~ 0.97) against the Luria-Delbruck pmf (B3).
+@pytest.mark.parametrize("dt, seed", [(1.0, 501), (41.0, 503)])
+def test_luria_delbruck_mutant_counts(dt, seed):
+    """Mutant counts under pure birth (d = 0, m ~ 0.97) against the Luria-Delbruck pmf (B3),
+    in daily steps and in two steps of 41 days (growth e^5.7 per step).
 
     Mutants grow at the wild type's rate b (1 - u), the engine's mutation-free marginal.
     Tolerance: chi-square over merged bins (tail bin X > 200), pass if p > 0.001; the LD
     limit's finite-size corrections are bounded in the check's docstring far below the
     resolution of n = 1500.
     """
-    assert_passes(vc.check_luria_delbruck(1500, 501))
+    assert_passes(vc.check_luria_delbruck(1500, seed, dt=dt))
 
 
 def test_preexisting_resistance_near_one_half():
@@ -112,15 +102,16 @@ def test_preexisting_resistance_near_one_half():
 # --------------------------------------------------------------------------- B4
 
 
-@pytest.mark.parametrize("r0, seed", [(0, 601), (2, 602)])
-def test_cure_probability(r0, seed):
+@pytest.mark.parametrize("r0, dt, seed", [(0, 1.0, 601), (2, 1.0, 602), (0, 10.0, 603),
+                                          (0, 40.0, 604)])
+def test_cure_probability(r0, dt, seed):
     """Cure of a declining sensitive population that mutates to resistance (B4), with
-    r0 = 0 or 2 pre-existing resistant cells: E[(d_R/b_R)^R0] q^M.
+    r0 = 0 or 2 pre-existing resistant cells: E[(d_R/b_R)^R0] q^M; steps of 1, 10, 40 days.
 
     Tolerance: exact two-sided binomial test, pass if p > 0.001; the finite horizon's
     effect is computed exactly (backward equation) and asserted below 1e-6. n = 2000.
     """
-    assert_passes(vc.check_cure(2000, seed, r0))
+    assert_passes(vc.check_cure(2000, seed, r0, dt=dt))
 
 
 # --------------------------------------------------------------------------- B5
@@ -155,14 +146,15 @@ def test_seeded_lesion_count(case, seed):
 # --------------------------------------------------------------------------- steps, reference
 
 
-def test_step_independence():
-    """dt = 1 and dt = 0.25 give the same end-state distribution when rates are constant
-    (three clones, mutation, two lesions, seeding).
+@pytest.mark.parametrize("coarse, seed", [(1.0, 801), (10.0, 806), (30.0, 807)])
+def test_step_independence(coarse, seed):
+    """dt = 1, 10 or 30 (one step) and dt = 0.25 give the same end-state distribution when
+    rates are constant (three clones, mutation, two lesions, seeding).
 
     Tolerance: two-sample chi-square per statistic (clone totals, seeding events) with bins
     at pooled quantiles, Bonferroni over the four, pass if p > 0.001. n = 600 per dt.
     """
-    assert_passes(vc.check_step_independence(600, 801))
+    assert_passes(vc.check_step_independence(600, seed, coarse=coarse))
 
 
 def test_reference_matches_kendall():
@@ -173,7 +165,8 @@ def test_reference_matches_kendall():
     assert_passes(vc.check_reference_kendall(2000, 802))
 
 
-@pytest.mark.parametrize("case, dt, seed", [("exponential", 1.0, 803), ("density", 1.0, 805)])
+@pytest.mark.parametrize("case, dt, seed", [("exponential", 1.0, 803), ("exponential", 15.0, 804),
+                                           ("density", 1.0, 805)])
 def test_engine_matches_reference(case, dt, seed):
     """The jitted engine against the event-by-event reference on a three-clone, two-lesion
     scenario with mutation and seeding; exponential, and logistic + Gompertz lesions.

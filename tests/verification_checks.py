@@ -722,8 +722,7 @@ def check_engine_vs_reference(n: int, seed: int, case: str = "exponential",
     Statistics at T: total cells of clones A, B, C, seeding events and lesions as the engine
     lists them (the reference applies the engine's rule that a founder must survive the rest
     of its step); Bonferroni over the five. 'exponential' has constant rates, where the
-    engine's update is exact apart from the O(dt^2) treatment of mutants and founders born
-    within a step; 'density' has logistic and Gompertz lesions whose rates change with
+    engine's update is exact at any step; 'density' has logistic and Gompertz lesions whose rates change with
     every event, which the engine holds at the step's predicted midpoint.
     """
     scenario = reference_scenario(case, dt)

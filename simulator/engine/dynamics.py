@@ -5,6 +5,15 @@ A compartment of ``n0`` cells with constant birth rate ``b`` and death rate ``d`
 ancestors with surviving progeny is Binomial(n0, 1 - alpha) and each surviving ancestor leaves
 1 + Geometric progeny, so the sum is m + NegativeBinomial(m, 1 - beta). The draw costs the
 same for 10 cells as for 1e12.
+
+Cells that also *emit* at rate ``m`` (a division giving a mutant daughter, a cell leaving to
+found a lesion; the emitting cell stays) are advanced exactly too (``docs/model.md``, "Exact
+steps"): one founder's lineage avoids emitting over ``t`` with probability pM(t), and given
+that, it is extinct with probability pE/pM or else 1 + Geometric(pB) cells (REFERENCES B2).
+The first emission of ``n`` cells comes at the time where pM(t)^n equals a uniform draw; at
+that moment the emitting cell's lineage is size-biased, 1 + NegativeBinomial(2, 1 - pB), and
+the other n - 1 lineages are conditioned on not emitting. Repeating from there gives the
+joint law of survivors and emission times exactly, at the cost of one round per emission.
 """
 
 import math
@@ -73,14 +82,103 @@ def density_adjusted(birth, death, factor):
 
 
 @jit
-def linear_density_fraction(rng, n_start, n_end):
-    """A time in [0, 1] drawn with density proportional to the population, interpolated
-    linearly from ``n_start`` to ``n_end``: when in the step a division happened."""
+def exponential_path_integral(n_start, n_end, t):
+    """Integral over ``t`` days of a population going exponentially from n_start to n_end
+    (the logarithmic mean times t); the trapezoid if either end is empty."""
+    a, c = float(n_start), float(n_end)
+    if a <= 0.0 or c <= 0.0:
+        return 0.5 * (a + c) * t
+    if a == c:
+        return a * t
+    return t * (c - a) / math.log(c / a)
+
+
+@jit
+def exponential_path_time(rng, n_start, n_end, t):
+    """A time in [0, t] drawn with density proportional to a population going exponentially
+    from n_start to n_end (uniform if they are equal or either is empty)."""
     u = rng.random()
-    if n_start == n_end:
-        return u
-    a = float(n_start)
-    c = float(n_end) - a
-    mass = u * (a + 0.5 * c)
-    # Root of c/2 x^2 + a x - mass = 0 in the form that does not cancel.
-    return 2.0 * mass / (a + math.sqrt(max(a * a + 2.0 * c * mass, 0.0)))
+    a, c = float(n_start), float(n_end)
+    if a <= 0.0 or c <= 0.0 or a == c:
+        return u * t
+    growth = math.log(c / a)
+    return t * math.log1p(u * math.expm1(growth)) / growth
+
+
+@jit
+def exponential_path_share(n_start, n_end, t, start, end):
+    """Share of ``exponential_path_integral`` that falls in [start, end] of [0, t]."""
+    a, c = float(n_start), float(n_end)
+    if a <= 0.0 or c <= 0.0 or a == c:
+        return (end - start) / t
+    growth = math.log(c / a) / t
+    return (math.exp(growth * end) - math.exp(growth * start)) / math.expm1(growth * t)
+
+
+@jit
+def _tanh_ratio(root, t):
+    """tanh(R t / 2) / R, finite as R -> 0 (where it tends to t / 2)."""
+    half = 0.5 * root * t
+    if half < 1e-6:
+        return 0.5 * t * (1.0 - half * half / 3.0)
+    return math.tanh(half) / root
+
+
+@jit
+def emission_root(birth, death, emission):
+    """R = sqrt((b - d)^2 + (2 (b + d) + m) m), the rate that sets the emission laws' time scale."""
+    net = birth - death
+    return math.sqrt(net * net + (2.0 * (birth + death) + emission) * emission)
+
+
+@jit
+def emission_interval(birth, death, emission, root, t):
+    """For one cell over ``t`` days: (P(some emission), pE, pB) of REFERENCES B2.
+
+    pE is the joint probability of no emission and extinction; given no emission and
+    survival the lineage holds 1 + Geometric(pB) cells. Written with tanh(R t / 2) / R so the
+    values stay finite for R -> 0 and for long intervals.
+    """
+    total = birth + death + emission
+    tau = _tanh_ratio(root, t)
+    # Rounding can put a near-certain emission a hair above 1.
+    p_emit = min(2.0 * emission * tau / (1.0 + (total - 2.0 * birth) * tau), 1.0)
+    denominator = 1.0 + total * tau
+    return p_emit, 2.0 * death * tau / denominator, 2.0 * birth * tau / denominator
+
+
+@jit
+def first_emission_time(birth, death, emission, root, p_emit):
+    """The time t at which one cell has emitted with probability ``p_emit`` (inverse of
+    ``emission_interval``'s first value); infinite beyond the probability of ever emitting."""
+    total = birth + death + emission
+    denominator = 2.0 * emission - p_emit * (total - 2.0 * birth)
+    if denominator <= 0.0:
+        return math.inf
+    tau = p_emit / denominator
+    x = root * tau
+    if x >= 1.0:
+        return math.inf
+    if x < 1e-6:
+        return 2.0 * tau * (1.0 + x * x / 3.0)
+    return math.log1p(2.0 * x / (1.0 - x)) / root
+
+
+@jit
+def advance_without_emission(rng, n0, p_none, p_extinct, p_geometric):
+    """Cells at the end of an interval from ``n0`` cells whose lineages did not emit."""
+    if n0 <= 0:
+        return 0
+    survivors = rng.binomial(n0, max(0.0, 1.0 - p_extinct / p_none))
+    if survivors == 0 or p_geometric <= 0.0:
+        return survivors
+    return survivors + rng.negative_binomial(survivors, 1.0 - p_geometric)
+
+
+@jit
+def size_biased_lineage(rng, p_geometric):
+    """The lineage of the cell that emits at a given moment: 1 + NegativeBinomial(2, 1 - pB)
+    cells, the size-biased law of a lineage that did not emit before (it has >= 1 cell)."""
+    if p_geometric <= 0.0:
+        return 1
+    return 1 + rng.negative_binomial(2, 1.0 - p_geometric)

@@ -23,10 +23,17 @@ import numpy as np
 from simulator.engine import clinic as cl
 from simulator.engine.dynamics import (
     EXPONENTIAL,
+    advance_without_emission,
     bnb_advance,
     density_adjusted,
     density_factor,
-    linear_density_fraction,
+    emission_interval,
+    emission_root,
+    exponential_path_integral,
+    exponential_path_share,
+    exponential_path_time,
+    first_emission_time,
+    size_biased_lineage,
 )
 from simulator.engine.events import (
     EVENT_BIOPSY,
@@ -51,13 +58,29 @@ STATUS_OK = 0
 STATUS_LESION_OVERFLOW = 1
 STATUS_EVENT_OVERFLOW = 2
 STATUS_VISIT = 3  # stopped at a visit for a Python policy to decide
+STATUS_STACK_OVERFLOW = 4
+
+# Slots of ``counters``.
+COUNT_LESIONS = 0  # lesions listed
+COUNT_RECORDS = 1
+COUNT_EVENTS = 2
+COUNT_SEEDING = 3  # cells that left to found a lesion, including founders that died at once
+COUNT_VISITS = 4
+COUNT_ACTIONS = 5
+COUNT_STACK = 6  # lineages queued within the current step
+COUNT_PROVISIONAL = 7  # lesions founded this step, not yet listed
+N_COUNTERS = 8
 
 __all__ = ["EVENT_NAMES", "ModelArrays", "ClinicArrays", "Buffers", "simulate_kernel"]
 
-# New cells of one type born in one step are followed one by one up to this many; beyond it
-# they are lumped and given half a step each, an O(dt^2) approximation that only matters
-# when so many arise that their sum is nearly deterministic anyway.
+# A compartment expecting more emissions than this in the rest of a step (P(none) < 1e-7)
+# is advanced in bulk: survivors by one BNB update, emissions Poisson along its path.
+_BULK_EMISSIONS = 16.0
+# In bulk, new cells of one type are followed one by one up to this many; beyond it they are
+# queued in groups by birth time, each group born at its bin's midpoint (an error of order
+# (dt / bins)^2 in their growth, where so many arise that their sum is nearly deterministic).
 _INDIVIDUAL_NEW_CELLS = 16
+_BULK_BINS = 8
 
 
 class ClinicArrays(NamedTuple):
@@ -160,6 +183,12 @@ class Buffers(NamedTuple):
     lesion_parent: np.ndarray  # [Lmax], -1 for lesions present at time 0
     lesion_born: np.ndarray  # [Lmax] day of seeding
     lesion_alive: np.ndarray  # [Lmax] had cells at the end of the last step
+    lesion_founder: np.ndarray  # [Lmax] clone type of the founding cell (-1: initial lesion)
+    lesion_remap: np.ndarray  # [Lmax] scratch: where each lesion founded this step was listed
+    stack_lesion: np.ndarray  # [Q] lineages queued within a step (see ``_advance_lesion``)
+    stack_clone: np.ndarray
+    stack_cells: np.ndarray
+    stack_time: np.ndarray  # days into the step
     record_time: np.ndarray  # [R]
     record_lesions: np.ndarray  # [R] lesions existing at that record
     records: np.ndarray  # [R, Lmax, K]
@@ -169,7 +198,7 @@ class Buffers(NamedTuple):
     event_detail: np.ndarray  # [Emax] meaning depends on the kind (see ``events``)
     event_value: np.ndarray  # [Emax]
     first_seen: np.ndarray  # [K] first day a type had cells, -1 if never
-    counters: np.ndarray  # [6] lesions, records, events, seeding events, visits, actions
+    counters: np.ndarray  # [N_COUNTERS] (slots COUNT_*)
     clock: np.ndarray  # [N_CLOCK] integer clinic state (see ``clinic``)
     level: np.ndarray  # [N_LEVEL] float clinic state
     gut: np.ndarray  # [D] drug amounts awaiting absorption
@@ -177,7 +206,6 @@ class Buffers(NamedTuple):
     dose_given: np.ndarray  # [D] cumulative dose
     birth_scale: np.ndarray  # [S, K] drug factor on birth over the current step
     death_add: np.ndarray  # [S, K] drug-added death over the current step
-    arrivals: np.ndarray  # [K] scratch: new cells of each type in a lesion this step
     found: np.ndarray  # [M] scratch: mechanism fractions found at biopsy
     biopsy_lesion: np.ndarray  # [1] lesion biopsied at this visit, -1 for none
     is_target: np.ndarray  # [Lmax] RECIST target lesion at the current baseline
@@ -230,6 +258,12 @@ class Population(NamedTuple):
     lesion_parent: np.ndarray
     lesion_born: np.ndarray
     lesion_alive: np.ndarray
+    lesion_founder: np.ndarray
+    lesion_remap: np.ndarray
+    stack_lesion: np.ndarray
+    stack_clone: np.ndarray
+    stack_cells: np.ndarray
+    stack_time: np.ndarray
     first_seen: np.ndarray
     counters: np.ndarray
     event_time: np.ndarray
@@ -372,7 +406,9 @@ def _dynamics(model):
 @jit
 def _population(out):
     return Population(out.cells, out.lesion_site, out.lesion_capacity, out.lesion_law,
-                      out.lesion_parent, out.lesion_born, out.lesion_alive, out.first_seen,
+                      out.lesion_parent, out.lesion_born, out.lesion_alive, out.lesion_founder,
+                      out.lesion_remap, out.stack_lesion, out.stack_clone, out.stack_cells,
+                      out.stack_time, out.first_seen,
                       out.counters, out.event_time, out.event_kind, out.event_lesion,
                       out.event_detail, out.event_value, out.record_time, out.record_lesions,
                       out.records)
@@ -391,7 +427,8 @@ def visit_capacity(model: ModelArrays) -> int:
     return 1 if every <= 0 else max(model.n_steps - model.clinic.therapy_start_step, 0) // every + 2
 
 
-def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int) -> Buffers:
+def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
+                     max_stack: int = 1024) -> Buffers:
     n_clones = model.birth.size
     n_records = model.n_steps // model.record_every + 2
     n_sites = model.site_cumulative_weight.size
@@ -407,6 +444,12 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int) -> B
         lesion_parent=np.full(max_lesions, -1, np.int64),
         lesion_born=np.zeros(max_lesions),
         lesion_alive=np.zeros(max_lesions, np.bool_),
+        lesion_founder=np.full(max_lesions, -1, np.int64),
+        lesion_remap=np.zeros(max_lesions, np.int64),
+        stack_lesion=np.zeros(max_stack, np.int64),
+        stack_clone=np.zeros(max_stack, np.int64),
+        stack_cells=np.zeros(max_stack, np.int64),
+        stack_time=np.zeros(max_stack),
         record_time=np.zeros(n_records),
         record_lesions=np.zeros(n_records, np.int64),
         records=np.zeros((n_records, max_lesions, n_clones), np.int64),
@@ -416,7 +459,7 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int) -> B
         event_detail=np.zeros(max_events, np.int64),
         event_value=np.zeros(max_events),
         first_seen=np.full(n_clones, -1.0),
-        counters=np.zeros(6, np.int64),
+        counters=np.zeros(N_COUNTERS, np.int64),
         clock=clock,
         level=np.zeros(cl.N_LEVEL),
         gut=np.zeros(n_drugs),
@@ -424,7 +467,6 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int) -> B
         dose_given=np.zeros(n_drugs),
         birth_scale=np.ones((n_sites, n_clones)),
         death_add=np.zeros((n_sites, n_clones)),
-        arrivals=np.zeros(n_clones, np.int64),
         found=np.zeros(n_mechanisms),
         biopsy_lesion=np.full(1, -1, np.int64),
         is_target=np.zeros(max_lesions, np.bool_),
@@ -484,18 +526,6 @@ def _lesion_density(model, out, lesion, total, birth_scale, death_add):
 
 
 @jit
-def _new_cells(rng, count, n_start, n_end, birth, death, dt):
-    """Cells at the end of the step from ``count`` cells born during it."""
-    if count <= _INDIVIDUAL_NEW_CELLS:
-        total = 0
-        for _ in range(count):
-            born = linear_density_fraction(rng, n_start, n_end) * dt
-            total += bnb_advance(rng, 1, birth, death, dt - born)
-        return total
-    return bnb_advance(rng, count, birth, death, 0.5 * dt)
-
-
-@jit
 def _choose_site(rng, cumulative):
     u = rng.random()
     for site in range(cumulative.size):
@@ -504,34 +534,214 @@ def _choose_site(rng, cumulative):
     return cumulative.size - 1
 
 
+@jit_inline
+def _push(out, lesion, clone, cells, time):
+    """Queue ``cells`` new cells of ``clone`` in ``lesion``, born ``time`` days into the step."""
+    top = out.counters[COUNT_STACK]
+    if top >= out.stack_cells.size:
+        return False
+    out.stack_lesion[top] = lesion
+    out.stack_clone[top] = clone
+    out.stack_cells[top] = cells
+    out.stack_time[top] = time
+    out.counters[COUNT_STACK] = top + 1
+    return True
+
+
 @jit
-def _seed_lesion(model, out, rng, clone, parent, n_start, n_end, time, birth_scale, death_add):
-    """Found a new lesion with one cell. Returns a status code."""
-    site = _choose_site(rng, model.site_cumulative_weight)
-    born = linear_density_fraction(rng, n_start, n_end) * model.dt
-    birth, death = _clone_rates(model, clone, 1.0, birth_scale, death_add, site)
-    founders = bnb_advance(rng, 1, birth, death, model.dt - born)
-    out.counters[3] += 1
-    if founders == 0:
-        return STATUS_OK
-    lesion = out.counters[0]
+def _found_lesion(model, out, rng, clone, parent, time, offset):
+    """Open a provisional lesion for a founder cell born ``offset`` days into the step and
+    queue the founder; it is listed if its lineage lives to the step's end (``_commit``)."""
+    out.counters[COUNT_SEEDING] += 1
+    lesion = out.counters[COUNT_LESIONS] + out.counters[COUNT_PROVISIONAL]
     if lesion >= out.cells.shape[0]:
         return STATUS_LESION_OVERFLOW
-    out.counters[0] = lesion + 1
-    out.lesion_site[lesion] = site
+    out.counters[COUNT_PROVISIONAL] += 1
+    out.lesion_site[lesion] = _choose_site(rng, model.site_cumulative_weight)
     out.lesion_capacity[lesion] = model.seeding_capacity
     out.lesion_law[lesion] = model.seeding_law
     out.lesion_parent[lesion] = parent
-    out.lesion_born[lesion] = time + born
-    out.cells[lesion, clone] = founders
-    if not log_event(out, time + born, EVENT_LESION_SEEDED, lesion, clone, float(parent)):
-        return STATUS_EVENT_OVERFLOW
+    out.lesion_born[lesion] = time + offset
+    out.lesion_founder[lesion] = clone
+    out.cells[lesion, :] = 0
+    if not _push(out, lesion, clone, 1, offset):
+        return STATUS_STACK_OVERFLOW
     return STATUS_OK
 
 
+@jit
+def _emit_one(model, out, rng, clone, lesion, time, offset, birth):
+    """One emission by a cell of ``clone``: a founder of a new lesion, or a mutant daughter
+    along one of the clone's mutation edges, chosen in proportion to their rates."""
+    pick = rng.random() * (birth * model.mutation_total[clone] + model.seeding_rate)
+    if pick < model.seeding_rate:
+        return _found_lesion(model, out, rng, clone, lesion, time, offset)
+    pick = (pick - model.seeding_rate) / birth if birth > 0.0 else 0.0
+    last = model.edge_start[clone + 1] - 1
+    edge = model.edge_start[clone]
+    while edge < last and pick >= model.edge_probability[edge]:
+        pick -= model.edge_probability[edge]
+        edge += 1
+    if not _push(out, lesion, model.edge_target[edge], 1, offset):
+        return STATUS_STACK_OVERFLOW
+    return STATUS_OK
+
+
+@jit
+def _emit_many(model, out, rng, clone, lesion, time, start, span, n_start, n_end, count, birth):
+    """``count`` emissions spread over [start, start + span] with density following the
+    population's exponential path from n_start to n_end (the bulk regime of ``_run_lineages``).
+
+    Founders are each followed; mutants of one type are followed one by one up to
+    ``_INDIVIDUAL_NEW_CELLS`` and beyond that queued in ``_BULK_BINS`` groups, each born at its
+    time bin's midpoint.
+    """
+    n_seeds = 0
+    if model.seeding_rate > 0.0:
+        n_seeds = rng.binomial(count, model.seeding_rate / (birth * model.mutation_total[clone]
+                                                             + model.seeding_rate))
+    for _ in range(n_seeds):
+        offset = start + exponential_path_time(rng, n_start, n_end, span)
+        status = _found_lesion(model, out, rng, clone, lesion, time, offset)
+        if status != STATUS_OK:
+            return status
+    remaining = count - n_seeds
+    remaining_probability = model.mutation_total[clone]
+    for edge in range(model.edge_start[clone], model.edge_start[clone + 1]):
+        if remaining == 0:
+            break
+        share = min(1.0, model.edge_probability[edge] / remaining_probability)
+        n_edge = rng.binomial(remaining, share)
+        remaining -= n_edge
+        remaining_probability -= model.edge_probability[edge]
+        target = model.edge_target[edge]
+        if n_edge <= _INDIVIDUAL_NEW_CELLS:
+            for _ in range(n_edge):
+                offset = start + exponential_path_time(rng, n_start, n_end, span)
+                if not _push(out, lesion, target, 1, offset):
+                    return STATUS_STACK_OVERFLOW
+            continue
+        left = n_edge
+        left_share = 1.0
+        for index in range(_BULK_BINS):
+            low = span * index / _BULK_BINS
+            high = span * (index + 1) / _BULK_BINS
+            bin_share = exponential_path_share(n_start, n_end, span, low, high)
+            in_bin = left if index == _BULK_BINS - 1 else rng.binomial(left, min(1.0, bin_share / left_share))
+            left -= in_bin
+            left_share -= bin_share
+            if in_bin > 0 and not _push(out, lesion, target, in_bin, start + 0.5 * (low + high)):
+                return STATUS_STACK_OVERFLOW
+    return STATUS_OK
+
+
+_DONE = -2.0  # ``_quiet_step`` settled the lineages itself
+_BULK = -1.0  # bulk regime, nothing drawn yet
+
+
 @jit_inline
-def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, arrivals):
-    """Advance every clone of one lesion by one step. Returns a status code."""
+def _quiet_step(rng, n, keep_birth, death, emission, left):
+    """Settle the common case here: no emission at all in the ``left`` days (takes scalars
+    only, so inlining it copies no tuple). Returns (cells at the end, ``_DONE``), or
+    (0, the uniform draw or ``_BULK``) for ``_run_lineages`` to go on from."""
+    if emission <= 0.0:
+        return bnb_advance(rng, n, keep_birth, death, left), _DONE
+    root = emission_root(keep_birth, death, emission)
+    p_emit, p_extinct, p_geometric = emission_interval(keep_birth, death, emission, root, left)
+    log_none = n * math.log1p(-p_emit)
+    if -log_none > _BULK_EMISSIONS:
+        return 0, _BULK
+    u = rng.random()
+    if u <= 0.0 or math.log(u) <= log_none:
+        return advance_without_emission(rng, n, 1.0 - p_emit, p_extinct, p_geometric), _DONE
+    return 0, u
+
+
+@jit
+def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death, u):
+    """Advance ``n`` cells of one type, born ``offset`` days into the step, to its end, once
+    ``_quiet_step`` found that they emit; ``u`` is its uniform draw (``_BULK``: none drawn).
+
+    Exact (module docstring of ``dynamics``): emission by emission while fewer than
+    ``_BULK_EMISSIONS`` are expected in what is left of the step. Beyond that, P(no emission)
+    is below exp(-_BULK_EMISSIONS), and the rest of the step is one BNB update of the
+    survivors with Poisson emissions along the exponential path between its ends.
+    """
+    dt = model.dt
+    keep_birth = birth * (1.0 - model.mutation_total[clone])
+    emission = birth * model.mutation_total[clone] + model.seeding_rate
+    root = emission_root(keep_birth, death, emission)
+    t = offset
+    while n > 0:
+        left = dt - t
+        p_emit, p_extinct, p_geometric = emission_interval(keep_birth, death, emission, root, left)
+        log_none = n * math.log1p(-p_emit)
+        if -log_none > _BULK_EMISSIONS:
+            n_end = bnb_advance(rng, n, keep_birth, death, left)
+            count = rng.poisson(emission * exponential_path_integral(n, n_end, left))
+            status = _emit_many(model, out, rng, clone, lesion, time, t, left, n, n_end, count, birth)
+            return n_end if status == STATUS_OK else -status
+        if u == _BULK:
+            u = rng.random()
+        if u <= 0.0 or math.log(u) <= log_none:
+            return advance_without_emission(rng, n, 1.0 - p_emit, p_extinct, p_geometric)
+        wait = min(first_emission_time(keep_birth, death, emission, root,
+                                       -math.expm1(math.log(u) / n)), left)
+        u = _BULK
+        p_emit, p_extinct, p_geometric = emission_interval(keep_birth, death, emission, root, wait)
+        n = (advance_without_emission(rng, n - 1, 1.0 - p_emit, p_extinct, p_geometric)
+             + size_biased_lineage(rng, p_geometric))
+        t += wait
+        status = _emit_one(model, out, rng, clone, lesion, time, t, birth)
+        if status != STATUS_OK:
+            return -status
+    return 0
+
+
+@jit
+def _commit_new_lesions(out, time):
+    """List the lesions founded during the step whose lineage is alive at its end, in order
+    of founding, and forget the others. Returns False when the event log is full."""
+    first = out.counters[COUNT_LESIONS]
+    for provisional in range(first, first + out.counters[COUNT_PROVISIONAL]):
+        total = 0
+        for clone in range(out.cells.shape[1]):
+            total += out.cells[provisional, clone]
+        parent = out.lesion_parent[provisional]
+        if parent >= first:  # founded by a lesion of this step: it has been placed already
+            parent = out.lesion_remap[parent - first]
+        if total == 0:
+            out.lesion_remap[provisional - first] = parent  # its children trace to its parent
+            continue
+        lesion = out.counters[COUNT_LESIONS]
+        out.lesion_remap[provisional - first] = lesion
+        out.counters[COUNT_LESIONS] = lesion + 1
+        if lesion != provisional:
+            out.cells[lesion, :] = out.cells[provisional, :]
+            out.cells[provisional, :] = 0
+            out.lesion_site[lesion] = out.lesion_site[provisional]
+            out.lesion_capacity[lesion] = out.lesion_capacity[provisional]
+            out.lesion_law[lesion] = out.lesion_law[provisional]
+            out.lesion_born[lesion] = out.lesion_born[provisional]
+            out.lesion_founder[lesion] = out.lesion_founder[provisional]
+        out.lesion_parent[lesion] = parent
+        out.lesion_alive[lesion] = True
+        if not log_event(out, out.lesion_born[lesion], EVENT_LESION_SEEDED, lesion,
+                         out.lesion_founder[lesion], float(parent)):
+            return False
+    out.counters[COUNT_PROVISIONAL] = 0
+    return True
+
+
+@jit_inline
+def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add):
+    """Advance every clone of one lesion, and all cells born in it, by one step.
+
+    Cells present at the step's start run to its end first; each cell or group born during
+    the step is queued on a stack and then run from its birth to the end in the lesion that
+    holds it (lineages are independent within a step, where rates are constant). Returns a
+    status code.
+    """
     n_clones = model.birth.size
     total = 0
     for clone in range(n_clones):
@@ -539,49 +749,32 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, arriv
     if total == 0:
         return STATUS_OK
     factor = _lesion_density(model, out, lesion, total, birth_scale, death_add)
-    site = out.lesion_site[lesion]
-    dt = model.dt
-    arrivals[:] = 0
     for clone in range(n_clones):
-        n_start = out.cells[lesion, clone]
-        if n_start == 0:
-            continue
-        birth, death = _clone_rates(model, clone, factor, birth_scale, death_add, site)
+        n = out.cells[lesion, clone]
+        if n > 0:
+            out.cells[lesion, clone] = 0
+            if not _push(out, lesion, clone, n, 0.0):
+                return STATUS_STACK_OVERFLOW
+    while out.counters[COUNT_STACK] > 0:
+        top = out.counters[COUNT_STACK] - 1
+        out.counters[COUNT_STACK] = top
+        where, clone = out.stack_lesion[top], out.stack_clone[top]
+        n, offset = out.stack_cells[top], out.stack_time[top]
+        # Founders of new lesions grow free of density: they are single cells.
+        where_factor = factor if where == lesion else 1.0
+        birth, death = _clone_rates(model, clone, where_factor, birth_scale, death_add,
+                                    out.lesion_site[where])
         mutation = model.mutation_total[clone]
-        # A division that yields a mutant daughter leaves the parent count unchanged.
-        n_end = bnb_advance(rng, n_start, birth * (1.0 - mutation), death, dt)
-        out.cells[lesion, clone] = n_end
-        outflow = birth * mutation + model.seeding_rate
-        if outflow <= 0.0:
-            continue
-        n_out = rng.poisson(outflow * 0.5 * (n_start + n_end) * dt)
-        if n_out == 0:
-            continue
-        n_seeds = 0
-        if model.seeding_rate > 0.0:
-            n_seeds = rng.binomial(n_out, model.seeding_rate / outflow)
-        for _ in range(n_seeds):
-            status = _seed_lesion(
-                model, out, rng, clone, lesion, n_start, n_end, time, birth_scale, death_add
-            )
-            if status != STATUS_OK:
-                return status
-        remaining_mutants = n_out - n_seeds
-        remaining_probability = mutation
-        for edge in range(model.edge_start[clone], model.edge_start[clone + 1]):
-            if remaining_mutants == 0:
-                break
-            share = min(1.0, model.edge_probability[edge] / remaining_probability)
-            n_edge = rng.binomial(remaining_mutants, share)
-            remaining_mutants -= n_edge
-            remaining_probability -= model.edge_probability[edge]
-            if n_edge == 0:
-                continue
-            target = model.edge_target[edge]
-            t_birth, t_death = _clone_rates(model, target, factor, birth_scale, death_add, site)
-            arrivals[target] += _new_cells(rng, n_edge, n_start, n_end, t_birth, t_death, dt)
-    for clone in range(n_clones):
-        out.cells[lesion, clone] += arrivals[clone]
+        n_end, handoff = _quiet_step(rng, n, birth * (1.0 - mutation), death,
+                                     birth * mutation + model.seeding_rate, model.dt - offset)
+        if handoff != _DONE:
+            n_end = _run_lineages(model, out, rng, where, clone, n, offset, time, birth, death,
+                                  handoff)
+            if n_end < 0:
+                return -n_end
+        out.cells[where, clone] += n_end
+    if out.counters[COUNT_PROVISIONAL] > 0 and not _commit_new_lesions(out, time):
+        return STATUS_EVENT_OVERFLOW
     return STATUS_OK
 
 
@@ -742,7 +935,7 @@ def _scheduled_therapy(clinic, rng, out, step, time):
 
 
 @jit
-def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, arrivals, step):
+def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step):
     """Doses, drug effects, cell dynamics and pharmacokinetics of one step."""
     time = step * dyn.dt
     line = clock[cl.LINE]
@@ -750,7 +943,7 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, arri
         give_due_doses(drugs, pk, line, step - clock[cl.DOSE_CLOCK])
     step_drug_effects(drugs, pk, dyn.dt, birth_scale, death_add)
     for lesion in range(pop.counters[0]):
-        status = _advance_lesion(dyn, pop, rng, lesion, time, birth_scale, death_add, arrivals)
+        status = _advance_lesion(dyn, pop, rng, lesion, time, birth_scale, death_add)
         if status != STATUS_OK:
             return status
     advance_pk(drugs, pk, dyn.dt)
@@ -801,7 +994,7 @@ def simulate_kernel(model, rng, out):
     drugs = _drug_arrays(clinic)
     pk = DrugState(out.gut, out.central, out.dose_given, np.ones_like(out.birth_scale))
     clock = out.clock
-    birth_scale, death_add, arrivals = out.birth_scale, out.death_add, out.arrivals
+    birth_scale, death_add = out.birth_scale, out.death_add
     visit_every, therapy_start = clinic.visit_every_steps, clinic.therapy_start_step
     scheduled = clinic.scheduled_step
     has_lines = clinic.line_next.size > 0
@@ -823,7 +1016,7 @@ def simulate_kernel(model, rng, out):
             status = _scheduled_therapy(rules, rng, view, step, time)
             if status != STATUS_OK:
                 return status
-        status = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, arrivals, step)
+        status = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step)
         if status != STATUS_OK:
             return status
         status = _end_of_step(dyn, pop, clock, step, lethal, record_every, n_steps)
