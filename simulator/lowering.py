@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from simulator.engine.dynamics import GROWTH_LAW_CODES
-from simulator.engine.kernel import ClinicArrays, ModelArrays
+from simulator.engine.kernel import DrugArrays, Dynamics, ModelArrays, Rules
 from simulator.scenario import Scenario
 
 LN2 = math.log(2.0)
@@ -38,32 +38,38 @@ def lower(scenario: Scenario) -> ModelArrays:
     weights = np.array([scenario.seeding.site_weights.get(site, 0.0) for site in site_names])
     cumulative = np.cumsum(weights) / weights.sum() if weights.sum() > 0 else np.ones(len(site_names))
     simulation = scenario.simulation
-    return ModelArrays(
+    dynamics = Dynamics(
         birth=np.array([c.birth for c in clones], np.float64),
         death=np.array([c.death for c in clones], np.float64),
         mutation_total=mutation_total,
         edge_start=edge_start,
         edge_target=np.array([e[1] for e in edges], np.int64),
         edge_probability=np.array([e[2] for e in edges], np.float64),
+        site_cumulative_weight=cumulative,
+        seeding_rate=float(scenario.seeding.rate),
+        seeding_capacity=float(scenario.seeding.carrying_capacity),
+        seeding_law=GROWTH_LAW_CODES[simulation.growth_law],
+        dt=float(simulation.dt_days),
+    )
+    drugs, rules = lower_clinic(scenario, list(site_names),
+                                lambda days: int(round(days / simulation.dt_days)))
+    return ModelArrays(
+        dynamics=dynamics,
+        drugs=drugs,
+        rules=rules,
         initial_cells=initial_cells,
         lesion_site=np.array([site_index[lesion.site] for lesion in lesions], np.int64),
         lesion_capacity=np.array([lesion.carrying_capacity for lesion in lesions], np.float64),
         lesion_law=np.array(
             [GROWTH_LAW_CODES[scenario.growth_law_of(lesion)] for lesion in lesions], np.int64
         ),
-        seeding_rate=float(scenario.seeding.rate),
-        site_cumulative_weight=cumulative,
-        seeding_capacity=float(scenario.seeding.carrying_capacity),
-        seeding_law=GROWTH_LAW_CODES[simulation.growth_law],
-        dt=float(simulation.dt_days),
         n_steps=simulation.n_steps,
         record_every=simulation.record_every_steps,
         lethal_burden=float(simulation.lethal_burden),
-        clinic=lower_clinic(scenario, list(site_names), lambda days: int(round(days / simulation.dt_days))),
     )
 
 
-def lower_clinic(scenario: Scenario, sites: list[str], steps) -> ClinicArrays:
+def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArrays, Rules]:
     """Drugs, lines, local therapy, monitoring and rules as arrays and numbers."""
     clone_names = list(scenario.clones)
     clone_index = {name: i for i, name in enumerate(clone_names)}
@@ -119,7 +125,7 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> ClinicArrays:
         for item in scenario.scheduled_local_therapy
     )
     monitoring, policy = scenario.monitoring, scenario.policy
-    return ClinicArrays(
+    drug_arrays = DrugArrays(
         drug_absorption=absorption,
         drug_elimination=elimination,
         drug_normalisation=normalisation,
@@ -136,6 +142,8 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> ClinicArrays:
         item_every=np.array([i[3] for i in items], np.int64),
         item_cycle=np.array([i[4] for i in items], np.int64),
         item_active=np.array([i[5] for i in items], np.int64),
+    )
+    rules = Rules(
         line_next=line_next,
         line_on_mechanism=on_mechanism,
         clone_mechanism=np.array(
@@ -185,3 +193,4 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> ClinicArrays:
         consolidation_primary_modality=modality_index[policy.consolidation.primary_modality],
         primary_site=sites.index(next(iter(scenario.lesions.values())).site),
     )
+    return drug_arrays, rules

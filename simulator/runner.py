@@ -65,7 +65,7 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
     max_events = INITIAL_EVENTS
     max_stack = INITIAL_STACK
     if policy is not None:
-        model = model._replace(clinic=model.clinic._replace(external_policy=True))
+        model = model._replace(rules=model.rules._replace(external_policy=True))
     while True:
         buffers = allocate_buffers(model, max_lesions, max_events, max_stack)
         rng = replicate_generator(seed, replicate)
@@ -176,7 +176,7 @@ class PolicyDriver:
                 raise PolicyError(f"biopsy: no lesion '{lesion}' is seen on day {time:g}; "
                                   f"seen: {', '.join(seen['lesion']) or 'none'}")
             index = list(names).index(lesion)
-            cl.biopsy(model.clinic, out, index, out.found)
+            cl.biopsy(model.rules, out, index, out.found)
             found = {m: float(out.found[i]) for i, m in enumerate(mechanisms) if out.found[i] > 0}
             for mechanism, fraction in (found.items() or [(None, 0.0)]):
                 detail = -1 if mechanism is None else mechanisms.index(mechanism)

@@ -78,7 +78,7 @@ def test_oral_pk_matches_superposition_of_closed_forms():
     for step in range(int(12 / dt)):
         if step in dose_steps:
             out.gut[0] += 250.0
-        advance_pk(model.clinic, out, dt)
+        advance_pk(model.drugs, out, dt)
         t = (step + 1) * dt
         exact = sum(250.0 * ka / (ka - ke) * (math.exp(-ke * (t - d)) - math.exp(-ka * (t - d)))
                     for d in range(10) if d < t)
@@ -95,11 +95,11 @@ def test_standard_dosing_has_average_exposure_one_at_steady_state():
     steps_per_day = 8
     for step in range(60 * steps_per_day):
         if step % steps_per_day == 0:
-            give_due_doses(model.clinic, out, 0, step // steps_per_day)
+            give_due_doses(model.drugs, out, 0, step // steps_per_day)
         # Average over the step by the midpoint of the exact decay.
-        exposures.append(out.central[0] * math.exp(-model.clinic.drug_elimination[0] / (2 * steps_per_day)))
-        advance_pk(model.clinic, out, 1.0 / steps_per_day)
-    average = np.mean(exposures[-20 * steps_per_day:]) * model.clinic.drug_normalisation[0]
+        exposures.append(out.central[0] * math.exp(-model.drugs.drug_elimination[0] / (2 * steps_per_day)))
+        advance_pk(model.drugs, out, 1.0 / steps_per_day)
+    average = np.mean(exposures[-20 * steps_per_day:]) * model.drugs.drug_normalisation[0]
     assert average == pytest.approx(1.0, rel=2e-3)
 
 
@@ -113,7 +113,7 @@ def test_pulsed_schedule_gives_doses_only_in_active_days():
     model = lower(scenario)
     out = allocate_buffers(model, 4, 16)
     for day in range(14):
-        give_due_doses(model.clinic, out, 0, day)
+        give_due_doses(model.drugs, out, 0, day)
     assert out.dose_given[0] == 2 * 2 * 1000.0 + 14 * 50.0
 
 

@@ -71,7 +71,8 @@ COUNT_STACK = 6  # lineages queued within the current step
 COUNT_PROVISIONAL = 7  # lesions founded this step, not yet listed
 N_COUNTERS = 8
 
-__all__ = ["EVENT_NAMES", "ModelArrays", "ClinicArrays", "Buffers", "simulate_kernel"]
+__all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Rules", "Buffers",
+           "simulate_kernel"]
 
 # A compartment expecting more emissions than this in the rest of a step (P(none) < 1e-7)
 # is advanced in bulk: survivors by one BNB update, emissions Poisson along its path.
@@ -83,28 +84,50 @@ _INDIVIDUAL_NEW_CELLS = 16
 _BULK_BINS = 8
 
 
-class ClinicArrays(NamedTuple):
-    """Drugs, lines, local therapy, monitoring and rules as numbers (see ``lowering``).
+class Dynamics(NamedTuple):
+    """Cell dynamics: rates, the mutation graph (CSR by source) and seeding."""
 
-    Counts of steps are in steps of ``dt``; exposures are relative to standard dosing.
+    birth: np.ndarray  # [K] per day
+    death: np.ndarray  # [K] per day
+    mutation_total: np.ndarray  # [K] probability per division of any mutant daughter
+    edge_start: np.ndarray  # [K + 1] CSR offsets of each source's mutation edges
+    edge_target: np.ndarray  # [E]
+    edge_probability: np.ndarray  # [E] per division
+    site_cumulative_weight: np.ndarray  # [S] normalised cumulative weights
+    seeding_rate: float  # per cell per day
+    seeding_capacity: float
+    seeding_law: int
+    dt: float
+
+
+class DrugArrays(NamedTuple):
+    """Drugs (PK and Hill effects, CSR by drug) and each line's dosing items (CSR by line).
+
+    Exposures are relative to standard dosing; counts of steps are in steps of ``dt``.
     """
 
     drug_absorption: np.ndarray  # [D] per day (0: instantaneous)
     drug_elimination: np.ndarray  # [D] per day
     drug_normalisation: np.ndarray  # [D] exposure per unit amount
     drug_penetration: np.ndarray  # [D, S]
-    effect_start: np.ndarray  # [D + 1] CSR offsets into the effect arrays
+    effect_start: np.ndarray  # [D + 1]
     effect_clone: np.ndarray
     effect_birth: np.ndarray  # maximal fractional birth inhibition
     effect_death: np.ndarray  # maximal added death, per day
     effect_ec50: np.ndarray
     effect_hill: np.ndarray
-    line_item_start: np.ndarray  # [N + 1] CSR offsets into the dosing items
+    line_item_start: np.ndarray  # [N + 1]
     item_drug: np.ndarray
     item_dose: np.ndarray
     item_every: np.ndarray  # steps
     item_cycle: np.ndarray  # steps, 0 for no cycle
     item_active: np.ndarray  # steps
+
+
+class Rules(NamedTuple):
+    """Lines, local therapy, monitoring and the built-in rules, as numbers (see ``lowering``,
+    which names the scenario field of each). Counts of steps are in steps of ``dt``."""
+
     line_next: np.ndarray  # [N] -1: none
     line_on_mechanism: np.ndarray  # [N, M] -1: none
     clone_mechanism: np.ndarray  # [K] -1: none
@@ -150,27 +173,93 @@ class ClinicArrays(NamedTuple):
 
 
 class ModelArrays(NamedTuple):
-    """Everything the engine needs, as numbers and flat arrays (see ``lowering``)."""
+    """Everything the engine needs, as the tuples its loops take (see ``lowering``).
 
-    birth: np.ndarray  # [K] per day
-    death: np.ndarray  # [K] per day
-    mutation_total: np.ndarray  # [K] probability per division of any mutant daughter
-    edge_start: np.ndarray  # [K + 1] CSR offsets of each source's mutation edges
-    edge_target: np.ndarray  # [E]
-    edge_probability: np.ndarray  # [E] per division
+    The step loop hands its helpers these small tuples, each holding only what they use:
+    numba passes a tuple of arrays by value, reference-counting every member at every call,
+    so one tuple of everything would cost more than the random draws.
+    """
+
+    dynamics: Dynamics
+    drugs: DrugArrays
+    rules: Rules
     initial_cells: np.ndarray  # [L0, K] int64
     lesion_site: np.ndarray  # [L0] site index
     lesion_capacity: np.ndarray  # [L0] cells
     lesion_law: np.ndarray  # [L0] growth-law code
-    seeding_rate: float  # per cell per day
-    site_cumulative_weight: np.ndarray  # [S] normalised cumulative weights
-    seeding_capacity: float
-    seeding_law: int
-    dt: float
     n_steps: int
     record_every: int  # steps
     lethal_burden: float
-    clinic: ClinicArrays
+
+
+class Population(NamedTuple):
+    cells: np.ndarray
+    lesion_site: np.ndarray
+    lesion_capacity: np.ndarray
+    lesion_law: np.ndarray
+    lesion_parent: np.ndarray
+    lesion_born: np.ndarray
+    lesion_alive: np.ndarray
+    lesion_founder: np.ndarray
+    lesion_remap: np.ndarray
+    stack_lesion: np.ndarray
+    stack_clone: np.ndarray
+    stack_cells: np.ndarray
+    stack_time: np.ndarray
+    first_seen: np.ndarray
+    counters: np.ndarray
+    event_time: np.ndarray
+    event_kind: np.ndarray
+    event_lesion: np.ndarray
+    event_detail: np.ndarray
+    event_value: np.ndarray
+    record_time: np.ndarray
+    record_lesions: np.ndarray
+    records: np.ndarray
+
+
+class DrugState(NamedTuple):
+    gut: np.ndarray
+    central: np.ndarray
+    dose_given: np.ndarray
+    scale: np.ndarray  # [S, K] scratch
+
+
+class ClinicView(NamedTuple):
+    """The buffers visits, rules and actions read and write."""
+
+    counters: np.ndarray
+    cells: np.ndarray
+    lesion_site: np.ndarray
+    clock: np.ndarray
+    level: np.ndarray
+    death_add: np.ndarray
+    birth_scale: np.ndarray
+    found: np.ndarray
+    biopsy_lesion: np.ndarray
+    is_target: np.ndarray
+    seen_at_baseline: np.ndarray
+    lesion_nadir: np.ndarray
+    progressing: np.ndarray
+    obs_time: np.ndarray
+    obs_lesions: np.ndarray
+    obs_diameter: np.ndarray
+    obs_target: np.ndarray
+    obs_marker: np.ndarray
+    obs_tumour_copies: np.ndarray
+    obs_copies: np.ndarray
+    obs_sld: np.ndarray
+    obs_response: np.ndarray
+    obs_line: np.ndarray
+    obs_drug_on: np.ndarray
+    action_kind: np.ndarray
+    action_a: np.ndarray
+    action_b: np.ndarray
+    event_time: np.ndarray
+    event_kind: np.ndarray
+    event_lesion: np.ndarray
+    event_detail: np.ndarray
+    event_value: np.ndarray
 
 
 class Buffers(NamedTuple):
@@ -226,217 +315,29 @@ class Buffers(NamedTuple):
     action_kind: np.ndarray  # [A] pending actions
     action_a: np.ndarray
     action_b: np.ndarray
+    # The same arrays, grouped as the loop's helpers take them (built once per run).
+    population: "Population"
+    clinic_view: "ClinicView"
+    drug_state: "DrugState"
 
 
 MAX_ACTIONS = 64
 
 
-# The step loop hands its helpers small tuples holding only what they use: numba passes a
-# tuple of arrays by value, reference-counting every member at every call, so handing the
-# whole model and buffers to per-compartment helpers costs more than the random draws.
-
-
-class Dynamics(NamedTuple):
-    birth: np.ndarray
-    death: np.ndarray
-    mutation_total: np.ndarray
-    edge_start: np.ndarray
-    edge_target: np.ndarray
-    edge_probability: np.ndarray
-    site_cumulative_weight: np.ndarray
-    seeding_rate: float
-    seeding_capacity: float
-    seeding_law: int
-    dt: float
-
-
-class Population(NamedTuple):
-    cells: np.ndarray
-    lesion_site: np.ndarray
-    lesion_capacity: np.ndarray
-    lesion_law: np.ndarray
-    lesion_parent: np.ndarray
-    lesion_born: np.ndarray
-    lesion_alive: np.ndarray
-    lesion_founder: np.ndarray
-    lesion_remap: np.ndarray
-    stack_lesion: np.ndarray
-    stack_clone: np.ndarray
-    stack_cells: np.ndarray
-    stack_time: np.ndarray
-    first_seen: np.ndarray
-    counters: np.ndarray
-    event_time: np.ndarray
-    event_kind: np.ndarray
-    event_lesion: np.ndarray
-    event_detail: np.ndarray
-    event_value: np.ndarray
-    record_time: np.ndarray
-    record_lesions: np.ndarray
-    records: np.ndarray
-
-
-class DrugArrays(NamedTuple):
-    drug_absorption: np.ndarray
-    drug_elimination: np.ndarray
-    drug_normalisation: np.ndarray
-    drug_penetration: np.ndarray
-    effect_start: np.ndarray
-    effect_clone: np.ndarray
-    effect_birth: np.ndarray
-    effect_death: np.ndarray
-    effect_ec50: np.ndarray
-    effect_hill: np.ndarray
-    line_item_start: np.ndarray
-    item_drug: np.ndarray
-    item_dose: np.ndarray
-    item_every: np.ndarray
-    item_cycle: np.ndarray
-    item_active: np.ndarray
-
-
-class DrugState(NamedTuple):
-    gut: np.ndarray
-    central: np.ndarray
-    dose_given: np.ndarray
-    scale: np.ndarray  # [S, K] scratch
-
-
-class Rules(NamedTuple):
-    """What visits, rules and actions need of ``ClinicArrays`` (see ``_advance_cells`` for why
-    helpers get small tuples)."""
-
-    clone_mechanism: object
-    line_next: object
-    line_on_mechanism: object
-    modality_kill: object
-    modality_failure: object
-    modality_failure_kill: object
-    scheduled_step: object
-    scheduled_lesion: object
-    scheduled_modality: object
-    therapy_start_step: object
-    first_line: object
-    external_policy: object
-    cells_per_cm3: object
-    detection_limit_mm: object
-    measurable_mm: object
-    measurement_sd_mm: object
-    marker_per_cell: object
-    marker_background: object
-    marker_cv: object
-    ctdna_shed: object
-    ctdna_elimination: object
-    blood_fraction: object
-    ctdna_min_copies: object
-    biopsy_min_fraction: object
-    oligo_enabled: object
-    oligo_max_lesions: object
-    oligo_modality: object
-    switch_enabled: object
-    holiday_enabled: object
-    holiday_min_visits: object
-    holiday_max_sum_mm: object
-    holiday_restart_rise: object
-    adaptive_enabled: object
-    adaptive_stop: object
-    adaptive_restart: object
-    consolidation_enabled: object
-    consolidation_max_lesions: object
-    consolidation_after_steps: object
-    consolidation_modality: object
-    consolidation_primary_modality: object
-    primary_site: object
-
-
-class ClinicView(NamedTuple):
-    """The buffers visits, rules and actions read and write."""
-
-    counters: np.ndarray
-    cells: np.ndarray
-    lesion_site: np.ndarray
-    clock: np.ndarray
-    level: np.ndarray
-    death_add: np.ndarray
-    birth_scale: np.ndarray
-    found: np.ndarray
-    biopsy_lesion: np.ndarray
-    is_target: np.ndarray
-    seen_at_baseline: np.ndarray
-    lesion_nadir: np.ndarray
-    progressing: np.ndarray
-    obs_time: np.ndarray
-    obs_lesions: np.ndarray
-    obs_diameter: np.ndarray
-    obs_target: np.ndarray
-    obs_marker: np.ndarray
-    obs_tumour_copies: np.ndarray
-    obs_copies: np.ndarray
-    obs_sld: np.ndarray
-    obs_response: np.ndarray
-    obs_line: np.ndarray
-    obs_drug_on: np.ndarray
-    action_kind: np.ndarray
-    action_a: np.ndarray
-    action_b: np.ndarray
-    event_time: np.ndarray
-    event_kind: np.ndarray
-    event_lesion: np.ndarray
-    event_detail: np.ndarray
-    event_value: np.ndarray
-
-
-@jit
-def _rules(c):
-    return Rules(c.clone_mechanism, c.line_next, c.line_on_mechanism, c.modality_kill, c.modality_failure, c.modality_failure_kill, c.scheduled_step, c.scheduled_lesion, c.scheduled_modality, c.therapy_start_step, c.first_line, c.external_policy, c.cells_per_cm3, c.detection_limit_mm, c.measurable_mm, c.measurement_sd_mm, c.marker_per_cell, c.marker_background, c.marker_cv, c.ctdna_shed, c.ctdna_elimination, c.blood_fraction, c.ctdna_min_copies, c.biopsy_min_fraction, c.oligo_enabled, c.oligo_max_lesions, c.oligo_modality, c.switch_enabled, c.holiday_enabled, c.holiday_min_visits, c.holiday_max_sum_mm, c.holiday_restart_rise, c.adaptive_enabled, c.adaptive_stop, c.adaptive_restart, c.consolidation_enabled, c.consolidation_max_lesions, c.consolidation_after_steps, c.consolidation_modality, c.consolidation_primary_modality, c.primary_site)
-
-
-@jit
-def _clinic_view(out):
-    return ClinicView(out.counters, out.cells, out.lesion_site, out.clock, out.level, out.death_add, out.birth_scale, out.found, out.biopsy_lesion, out.is_target, out.seen_at_baseline, out.lesion_nadir, out.progressing, out.obs_time, out.obs_lesions, out.obs_diameter, out.obs_target, out.obs_marker, out.obs_tumour_copies, out.obs_copies, out.obs_sld, out.obs_response, out.obs_line, out.obs_drug_on, out.action_kind, out.action_a, out.action_b, out.event_time, out.event_kind, out.event_lesion, out.event_detail, out.event_value)
-
-
-@jit
-def _dynamics(model):
-    return Dynamics(model.birth, model.death, model.mutation_total, model.edge_start,
-                    model.edge_target, model.edge_probability, model.site_cumulative_weight,
-                    model.seeding_rate, model.seeding_capacity, model.seeding_law, model.dt)
-
-
-@jit
-def _population(out):
-    return Population(out.cells, out.lesion_site, out.lesion_capacity, out.lesion_law,
-                      out.lesion_parent, out.lesion_born, out.lesion_alive, out.lesion_founder,
-                      out.lesion_remap, out.stack_lesion, out.stack_clone, out.stack_cells,
-                      out.stack_time, out.first_seen,
-                      out.counters, out.event_time, out.event_kind, out.event_lesion,
-                      out.event_detail, out.event_value, out.record_time, out.record_lesions,
-                      out.records)
-
-
-@jit
-def _drug_arrays(c):
-    return DrugArrays(c.drug_absorption, c.drug_elimination, c.drug_normalisation,
-                      c.drug_penetration, c.effect_start, c.effect_clone, c.effect_birth,
-                      c.effect_death, c.effect_ec50, c.effect_hill, c.line_item_start, c.item_drug,
-                      c.item_dose, c.item_every, c.item_cycle, c.item_active)
-
-
 def visit_capacity(model: ModelArrays) -> int:
-    every = model.clinic.visit_every_steps
-    return 1 if every <= 0 else max(model.n_steps - model.clinic.therapy_start_step, 0) // every + 2
+    every = model.rules.visit_every_steps
+    return 1 if every <= 0 else max(model.n_steps - model.rules.therapy_start_step, 0) // every + 2
 
 
 def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
                      max_stack: int = 1024) -> Buffers:
-    n_clones = model.birth.size
+    n_clones = model.dynamics.birth.size
     n_records = model.n_steps // model.record_every + 2
-    n_sites = model.site_cumulative_weight.size
-    n_drugs = model.clinic.drug_elimination.size
-    n_mechanisms = model.clinic.line_on_mechanism.shape[1]
+    n_sites = model.dynamics.site_cumulative_weight.size
+    n_drugs = model.drugs.drug_elimination.size
+    n_mechanisms = model.rules.line_on_mechanism.shape[1]
     n_visits = visit_capacity(model)
-    clock = np.zeros(cl.N_CLOCK, np.int64)
-    return Buffers(
+    arrays = dict(
         cells=np.zeros((max_lesions, n_clones), np.int64),
         lesion_site=np.full(max_lesions, -1, np.int64),
         lesion_capacity=np.zeros(max_lesions),
@@ -460,7 +361,7 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
         event_value=np.zeros(max_events),
         first_seen=np.full(n_clones, -1.0),
         counters=np.zeros(N_COUNTERS, np.int64),
-        clock=clock,
+        clock=np.zeros(cl.N_CLOCK, np.int64),
         level=np.zeros(cl.N_LEVEL),
         gut=np.zeros(n_drugs),
         central=np.zeros(n_drugs),
@@ -488,6 +389,11 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
         action_a=np.zeros(MAX_ACTIONS, np.int64),
         action_b=np.zeros(MAX_ACTIONS, np.int64),
     )
+    population = Population(**{name: arrays[name] for name in Population._fields})
+    view = ClinicView(**{name: arrays[name] for name in ClinicView._fields})
+    drug_state = DrugState(arrays["gut"], arrays["central"], arrays["dose_given"],
+                           np.ones_like(arrays["birth_scale"]))
+    return Buffers(**arrays, population=population, clinic_view=view, drug_state=drug_state)
 
 
 @jit
@@ -821,14 +727,6 @@ def _initialise(dyn, pop, clock, initial_cells, lesion_site, lesion_capacity, le
 
 
 @jit
-def _is_visit(model, step):
-    clinic = model.clinic
-    every = clinic.visit_every_steps
-    since = step - clinic.therapy_start_step
-    return every > 0 and since >= 0 and since % every == 0
-
-
-@jit
 def _visit(dyn, clinic, rng, out, step, time):
     """Measure, assess and (with the built-in rules) decide. Returns a status code."""
     visit = cl.observe(dyn, clinic, out, rng, time)
@@ -981,23 +879,18 @@ def simulate_kernel(model, rng, out):
 
     Returns a status code; results are written into ``out``.
     """
-    clinic = model.clinic
-    dyn = _dynamics(model)
-    pop = _population(out)
-    if out.counters[1] == 0:
+    dyn, drugs, rules = model.dynamics, model.drugs, model.rules
+    pop, view, pk = out.population, out.clinic_view, out.drug_state
+    if out.counters[COUNT_RECORDS] == 0:
         status = _initialise(dyn, pop, out.clock, model.initial_cells, model.lesion_site,
                              model.lesion_capacity, model.lesion_law)
         if status != STATUS_OK:
             return status
-    rules = _rules(clinic)
-    view = _clinic_view(out)
-    drugs = _drug_arrays(clinic)
-    pk = DrugState(out.gut, out.central, out.dose_given, np.ones_like(out.birth_scale))
     clock = out.clock
     birth_scale, death_add = out.birth_scale, out.death_add
-    visit_every, therapy_start = clinic.visit_every_steps, clinic.therapy_start_step
-    scheduled = clinic.scheduled_step
-    has_lines = clinic.line_next.size > 0
+    visit_every, therapy_start = rules.visit_every_steps, rules.therapy_start_step
+    scheduled = rules.scheduled_step
+    has_lines = rules.line_next.size > 0
     lethal, record_every, n_steps = model.lethal_burden, model.record_every, model.n_steps
     while clock[cl.DONE] == 0 and clock[cl.STEP] < n_steps:
         step = clock[cl.STEP]
