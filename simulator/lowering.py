@@ -156,6 +156,7 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         ).reshape(len(modalities), len(sites)),
         modality_failure=np.array([m.failure_probability for m in modalities], np.float64),
         modality_failure_kill=np.array([m.kill_fraction_on_failure for m in modalities], np.float64),
+        modality_max_courses=np.array([m.max_courses_per_lesion for m in modalities], np.int64),
         scheduled_step=np.array([s[0] for s in scheduled], np.int64),
         scheduled_lesion=np.array([s[1] for s in scheduled], np.int64),
         scheduled_modality=np.array([s[2] for s in scheduled], np.int64),
@@ -178,14 +179,17 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         oligo_enabled=bool(policy.oligoprogression.enabled),
         oligo_max_lesions=int(policy.oligoprogression.max_lesions),
         oligo_modality=modality_index[policy.oligoprogression.modality],
+        oligo_max_rounds=int(policy.oligoprogression.max_rounds),
         switch_enabled=bool(policy.switch_on_progression),
         holiday_enabled=bool(policy.holiday.enabled),
         holiday_min_visits=int(policy.holiday.min_visits),
         holiday_max_sum_mm=float(policy.holiday.max_sum_mm),
         holiday_restart_rise=float(policy.holiday.restart_marker_rise),
+        holiday_line=_line_mask(policy.holiday.lines, line_names, scenario.therapy.first_line),
         adaptive_enabled=bool(policy.adaptive.enabled),
         adaptive_stop=float(policy.adaptive.stop_fraction),
         adaptive_restart=float(policy.adaptive.restart_fraction),
+        adaptive_line=_line_mask(policy.adaptive.lines, line_names, scenario.therapy.first_line),
         consolidation_enabled=bool(policy.consolidation.enabled),
         consolidation_max_lesions=int(policy.consolidation.max_lesions),
         consolidation_after_steps=steps(policy.consolidation.after_days),
@@ -194,3 +198,9 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         primary_site=sites.index(next(iter(scenario.lesions.values())).site),
     )
     return drug_arrays, rules
+
+
+def _line_mask(named: list[str], line_names: list[str], first_line: str | None) -> np.ndarray:
+    """Which lines a rule applies on: those it names, or else the first line given."""
+    chosen = named or [first_line or (line_names[0] if line_names else None)]
+    return np.array([name in chosen for name in line_names], np.bool_)

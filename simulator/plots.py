@@ -215,9 +215,14 @@ def _draw_periods(ax: Axes, periods: pd.DataFrame, colours: dict, y: float, heig
         else:
             ax.add_patch(Rectangle((start, y - height / 2), width, height, facecolor="white",
                                    edgecolor=colour, hatch="////", linewidth=0.8))
-        if label_lines and row.on_drug and span and width > 0.07 * span:
-            ax.text(start + width / 2, y, row.line, ha="center", va="center", fontsize=8,
-                    clip_on=True)
+    if label_lines and span:
+        # One label per stretch of a line, pauses included, where it is wide enough to read.
+        stretch = (periods["line"] != periods["line"].shift()).cumsum()
+        for _, rows in periods.groupby(stretch):
+            start, end = rows["start"].iloc[0] / scale, rows["end"].iloc[-1] / scale
+            if end - start > 0.07 * span:
+                ax.text((start + end) / 2, y, rows["line"].iloc[0], ha="center", va="center",
+                        fontsize=8, clip_on=True)
 
 
 def _therapy_ribbon(ax: Axes, result, colours: dict, periods: pd.DataFrame) -> None:

@@ -137,17 +137,24 @@ class PolicyDriver:
         encoded = []
         for action in actions:
             if isinstance(action, LocalTherapy):
-                encoded.append((cl.ACTION_LOCAL_THERAPY, index_of[action.lesion],
-                                self.modalities.index(action.modality)))
+                lesion, modality = index_of[action.lesion], self.modalities.index(action.modality)
+                if not cl.courses_left(model.rules, out, lesion, modality):
+                    limit = int(model.rules.modality_max_courses[modality])
+                    raise PolicyError(
+                        f"LocalTherapy: lesion '{action.lesion}' has had {limit} course(s) of "
+                        f"{action.modality}, the most local_therapy.{action.modality}."
+                        f"max_courses_per_lesion allows")
+                encoded.append((cl.ACTION_LOCAL_THERAPY, lesion, modality))
             elif isinstance(action, SwitchLine):
                 line = -1 if action.line is None else self.lines.index(action.line)
-                encoded += [(cl.ACTION_SWITCH_LINE, line, 0), (cl.ACTION_REBASELINE, 0, 0)]
+                encoded += [(cl.ACTION_SWITCH_LINE, line, 0),
+                            (cl.ACTION_REBASELINE, cl.REBASELINE_NOW, 0)]
             elif isinstance(action, StopDrug):
                 encoded.append((cl.ACTION_STOP_DRUG, cl.REASON_POLICY, 0))
             elif isinstance(action, StartDrug):
                 encoded.append((cl.ACTION_START_DRUG, cl.REASON_POLICY, 0))
         if any(kind == cl.ACTION_LOCAL_THERAPY for kind, _, _ in encoded) and names:
-            encoded.append((cl.ACTION_REBASELINE, 0, 0))
+            encoded.append((cl.ACTION_REBASELINE, cl.REBASELINE_NEXT_VISIT, 0))
         if len(encoded) > out.action_kind.size:
             raise PolicyError(f"policy: at most {out.action_kind.size} actions per visit, got {len(encoded)}")
         for index, (kind, a, b) in enumerate(encoded):

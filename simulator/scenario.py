@@ -262,6 +262,12 @@ class Modality(Strict):
     site_kill_fraction: dict[str, Probability] = Field(
         default_factory=dict, description="Kill fraction by site, overriding kill_fraction."
     )
+    max_courses_per_lesion: int = Field(
+        1, ge=0, description=(
+            "Courses of this therapy one lesion can receive (0: no limit). Normal tissue around "
+            "an irradiated lesion limits re-irradiation, so 1 is the default for every modality."
+        ),
+    )
 
 
 def _default_modalities() -> dict[str, Modality]:
@@ -313,6 +319,12 @@ class Oligoprogression(Strict):
     enabled: bool = True
     max_lesions: int = Field(3, ge=1, le=5, description="Most progressing lesions treated locally.")
     modality: str = Field("radiotherapy", description="Local therapy of progressing lesions.")
+    max_rounds: int = Field(
+        2, ge=0, description=(
+            "Rounds of local therapy for oligoprogression on one line before the next "
+            "progression counts as systemic (0: no limit)."
+        ),
+    )
 
 
 class Holiday(Strict):
@@ -324,6 +336,9 @@ class Holiday(Strict):
     restart_marker_rise: Annotated[Finite, Field(ge=0)] = Field(
         0.5, description="Restart when the marker exceeds its value at stopping by this fraction."
     )
+    lines: list[str] = Field(
+        default_factory=list, description="Lines on which holidays are taken (default: the first line)."
+    )
 
 
 class Adaptive(Strict):
@@ -332,6 +347,9 @@ class Adaptive(Strict):
     enabled: bool = False
     stop_fraction: Annotated[Finite, Field(gt=0, lt=1)] = Field(0.5)
     restart_fraction: Annotated[Finite, Field(gt=0)] = Field(1.0)
+    lines: list[str] = Field(
+        default_factory=list, description="Lines given adaptively (default: the first line)."
+    )
 
 
 class Consolidation(Strict):
@@ -544,6 +562,19 @@ class Scenario(Strict):
         _require_known("policy.consolidation.modality", policy.consolidation.modality, modalities, "modality")
         _require_known("policy.consolidation.primary_modality", policy.consolidation.primary_modality,
                        modalities, "modality")
+        for rule in ("holiday", "adaptive"):
+            for index, line_name in enumerate(getattr(policy, rule).lines):
+                _require_known(f"policy.{rule}.lines[{index}]", line_name, lines, "line")
+        courses: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(self.scheduled_local_therapy):
+            key = (item.lesion, item.modality)
+            courses[key] = courses.get(key, 0) + 1
+            limit = self.local_therapy[item.modality].max_courses_per_lesion
+            if limit and courses[key] > limit:
+                raise ValueError(
+                    f"scheduled_local_therapy[{index}]: lesion '{item.lesion}' would get course "
+                    f"{courses[key]} of {item.modality}; local_therapy.{item.modality}."
+                    f"max_courses_per_lesion allows {limit}")
         if policy.adaptive.enabled and policy.holiday.enabled:
             raise ValueError("policy.adaptive.enabled: cannot be combined with policy.holiday.enabled")
         dt = self.simulation.dt_days

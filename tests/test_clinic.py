@@ -15,6 +15,7 @@ from simulator.engine.kernel import allocate_buffers
 from simulator.engine.therapy import advance_pk, give_due_doses
 from simulator.lowering import lower
 from simulator.policy import LocalTherapy, PolicyError, StopDrug
+from simulator.scenario import ScenarioError, load_scenario
 
 
 def patient(**changes) -> dict:
@@ -183,7 +184,43 @@ def test_oligoprogression_gets_local_therapy_and_keeps_the_drug():
     treated = kinds(result, "local_therapy")
     assert not treated.empty and set(treated["lesion"]) == {"brain"}
     assert set(treated["detail"]) == {"radiotherapy"}
-    assert list(kinds(result, "line_start")["detail"]) == ["gefitinib"]
+    starts = kinds(result, "line_start")
+    # The drug is kept at the oligoprogression; a later switch, if any, comes after it.
+    assert starts["detail"].iloc[0] == "gefitinib"
+    assert (starts["time"].iloc[1:] > treated["time"].iloc[0]).all()
+
+
+def test_a_lesion_gets_no_more_radiotherapy_courses_than_allowed():
+    raw = patient()
+    raw["lesions"]["brain"] = {"site": "brain", "carrying_capacity": 1e12, "cells": {"T790M": 2e9}}
+    raw["clones"]["T790M"]["death"] = 0.11
+    raw["therapy"]["lines"]["gefitinib"]["on_mechanism"] = {}
+    raw["policy"] = {"oligoprogression": {"max_rounds": 0}}  # rounds unlimited: courses bind
+    for allowed in (1, 2):
+        raw["local_therapy"] = {"radiotherapy": {"kill_fraction": 0.9999, "failure_probability": 0.0,
+                                                 "max_courses_per_lesion": allowed}}
+        treated = kinds(run(raw), "local_therapy")
+        assert (treated["lesion"] == "brain").sum() == allowed
+    raw["local_therapy"]["radiotherapy"]["max_courses_per_lesion"] = 1
+    raw["scheduled_local_therapy"] = [{"day": 10, "lesion": "brain", "modality": "radiotherapy"},
+                                      {"day": 20, "lesion": "brain", "modality": "radiotherapy"}]
+    with pytest.raises(ScenarioError, match="max_courses_per_lesion allows 1"):
+        load_scenario(raw)
+
+
+def test_rounds_of_oligoprogression_are_limited_per_line():
+    raw = patient()
+    for name, site in (("brain", "brain"), ("adrenal", "adrenal"), ("node", "lymph")):
+        raw["lesions"][name] = {"site": site, "carrying_capacity": 1e12, "cells": {"T790M": 2e8}}
+    raw["clones"]["T790M"]["death"] = 0.11
+    raw["therapy"]["lines"]["gefitinib"]["on_mechanism"] = {}
+    raw["policy"] = {"oligoprogression": {"max_rounds": 1, "max_lesions": 1}}
+    raw["local_therapy"] = {"radiotherapy": {"kill_fraction": 0.9999, "failure_probability": 0.0,
+                                             "max_courses_per_lesion": 0}}
+    result = run(raw)
+    treated = kinds(result, "local_therapy")
+    first_switch = kinds(result, "line_start")["time"].iloc[1]
+    assert len(treated[treated["time"] < first_switch]) == 1
 
 
 def test_systemic_progression_switches_line_by_the_mechanism_found():
@@ -203,6 +240,47 @@ def test_systemic_progression_switches_line_by_the_mechanism_found():
     switch = kinds(result, "line_start")["time"].iloc[1]
     assert result.endpoints["ttf_days"] == switch
     assert result.endpoints["time_on_line"]["gefitinib"] == switch
+
+
+def test_the_baseline_of_a_new_line_is_the_scan_that_led_to_it():
+    raw = patient(**{"policy.oligoprogression.enabled": False})
+    for lesion in raw["lesions"].values():
+        lesion["cells"] = {"sensitive": 5e9, "T790M": 5e9}
+    result = run(raw)
+    switch = kinds(result, "line_start")["time"].iloc[1]
+    visits = result.visits
+    # The first scan on the new line is already assessed: no second baseline, so the new
+    # line's response and progression are measured from the switch scan.
+    assert list(visits.loc[visits["response"] == "baseline", "time"]) == [0.0]
+    after = visits[visits["time"] > switch]
+    assert not after.empty and after["response"].iloc[0] in ("CR", "PR", "SD", "PD")
+
+
+def test_a_pause_keeps_the_lines_baseline_and_nadir():
+    raw = patient(**{"policy.adaptive.enabled": True, "simulation.duration_days": 1500,
+                     "monitoring.visit_every_days": 28})
+    raw["drugs"]["gefitinib"]["effects"]["sensitive"]["death_increase"] = 0.03
+    raw["therapy"]["lines"]["gefitinib"]["on_mechanism"] = {}
+    raw["policy"]["oligoprogression"] = {"enabled": False}
+    result = run(raw)
+    restarts = kinds(result, "drug_restart")
+    assert "progression" in set(restarts["detail"]), restarts
+    visits = result.visits
+    later_lines = kinds(result, "line_start")["time"].iloc[1:]
+    on_first_line = visits[visits["time"] < later_lines.min()] if len(later_lines) else visits
+    # Restarting after progression in a pause sets no new baseline on the same line.
+    assert list(on_first_line.loc[on_first_line["response"] == "baseline", "time"]) == [0.0]
+
+
+def test_holidays_apply_only_on_the_lines_the_rule_names():
+    raw = patient(**{"policy.holiday.enabled": True, "simulation.duration_days": 1200})
+    raw["policy"]["holiday"]["lines"] = ["osimertinib"]
+    assert kinds(run(raw), "drug_stop").empty
+    raw["policy"]["holiday"]["lines"] = ["gefitinib"]
+    assert not kinds(run(raw), "drug_stop").empty
+    raw["policy"]["holiday"]["lines"] = ["afatinib"]
+    with pytest.raises(ScenarioError, match="policy.holiday.lines"):
+        load_scenario(raw)
 
 
 def test_without_a_mechanism_the_next_line_is_the_default():

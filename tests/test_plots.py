@@ -25,8 +25,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def scenario() -> dict:
     """Two lesions, a T790M subclone, two lines, adaptive pauses and one scheduled SBRT.
 
-    In 400 days: gefitinib with adaptive pauses, radiotherapy to the liver on day 56, a
-    progression with a T790M biopsy and a switch to osimertinib, more pauses.
+    In 400 days: gefitinib, radiotherapy to the liver on day 56, a progression with a T790M
+    biopsy and a switch to osimertinib, given adaptively (with pauses).
     """
     return {
         "id": "plots-test",
@@ -53,7 +53,8 @@ def scenario() -> dict:
             "osimertinib": {"dosing": [{"drug": "osimertinib", "dose": 80.0}]},
         }},
         "scheduled_local_therapy": [{"day": 56, "lesion": "liver", "modality": "radiotherapy"}],
-        "policy": {"adaptive": {"enabled": True}, "oligoprogression": {"enabled": False}},
+        "policy": {"adaptive": {"enabled": True, "lines": ["osimertinib"]},
+                   "oligoprogression": {"enabled": False}},
         "monitoring": {"visit_every_days": 28},
         "simulation": {"duration_days": 400, "dt_days": 1, "seed": 7,
                        "growth_law": "exponential", "lethal_burden": 1e13},

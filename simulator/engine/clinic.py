@@ -37,7 +37,7 @@ ACTION_LOCAL_THERAPY = 0  # a = lesion, b = modality
 ACTION_SWITCH_LINE = 1  # a = line (-1: no further line, stop systemic therapy)
 ACTION_STOP_DRUG = 2  # a = reason
 ACTION_START_DRUG = 3  # a = reason
-ACTION_REBASELINE = 4
+ACTION_REBASELINE = 4  # a = REBASELINE_NOW or REBASELINE_NEXT_VISIT
 ACTION_NAMES = {
     ACTION_LOCAL_THERAPY: "local_therapy",
     ACTION_SWITCH_LINE: "switch_line",
@@ -45,6 +45,10 @@ ACTION_NAMES = {
     ACTION_START_DRUG: "start_drug",
     ACTION_REBASELINE: "rebaseline",
 }
+
+# Where a new RECIST baseline comes from.
+REBASELINE_NEXT_VISIT = 0  # after local therapy: the next scan
+REBASELINE_NOW = 1  # a new line: the scan that led to it
 
 # Why a drug stopped or restarted (event detail).
 REASON_POLICY = 0
@@ -75,7 +79,8 @@ CONSOLIDATED = 8
 NEXT_SCHEDULED = 9  # index of the next scheduled local therapy
 DONE = 10
 THERAPY_STARTED = 11
-N_CLOCK = 12
+OLIGO_ROUNDS = 12  # rounds of local therapy for oligoprogression on the current line
+N_CLOCK = 13
 
 PHASE_READY = 0
 PHASE_DECIDING = 1
@@ -205,7 +210,7 @@ def ctdna_positive(clinic, out, visit):
 
 
 @jit
-def _set_baseline(clinic, out, visit):
+def set_baseline(clinic, out, visit):
     """Choose target lesions (<= 5, <= 2 per site, >= measurable, largest first)."""
     n_lesions = out.obs_lesions[visit]
     out.seen_at_baseline[:] = False
@@ -241,7 +246,7 @@ def _set_baseline(clinic, out, visit):
 def assess(clinic, out, visit):
     """RECIST response at a visit, and which lesions progress (``out.progressing``)."""
     if out.clock[BASELINE_PENDING] == 1:
-        _set_baseline(clinic, out, visit)
+        set_baseline(clinic, out, visit)
         out.obs_sld[visit] = out.level[BASELINE_SLD]
         out.obs_response[visit] = RESPONSE_BASELINE
         out.progressing[:] = False
@@ -369,7 +374,7 @@ def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - on
         return
     positive = ctdna_positive(clinic, out, visit)
     marker = out.obs_marker[visit]
-    if clinic.holiday_enabled:
+    if clinic.holiday_enabled and clinic.holiday_line[line]:
         if drug_on:
             deep = response == RESPONSE_CR or response == RESPONSE_PR
             if deep and out.obs_sld[visit] <= clinic.holiday_max_sum_mm and not positive:
@@ -384,7 +389,7 @@ def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - on
                 _push_action(out, ACTION_START_DRUG, REASON_CTDNA, 0)
             elif marker > out.level[STOP_MARKER] * (1.0 + clinic.holiday_restart_rise):
                 _push_action(out, ACTION_START_DRUG, REASON_MARKER_RISE, 0)
-    if clinic.adaptive_enabled and out.level[ADAPTIVE_BASELINE] > 0.0:
+    if clinic.adaptive_enabled and clinic.adaptive_line[line] and out.level[ADAPTIVE_BASELINE] > 0.0:
         if drug_on and marker < clinic.adaptive_stop * out.level[ADAPTIVE_BASELINE]:
             _push_action(out, ACTION_STOP_DRUG, REASON_ADAPTIVE, 0)
         elif not drug_on and out.clock[OFF_REASON] == REASON_ADAPTIVE and (
@@ -401,27 +406,30 @@ def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - on
                     modality = clinic.consolidation_modality
                     if out.lesion_site[lesion] == clinic.primary_site:
                         modality = clinic.consolidation_primary_modality
-                    _push_action(out, ACTION_LOCAL_THERAPY, lesion, modality)
-            _push_action(out, ACTION_REBASELINE, 0, 0)
+                    if courses_left(clinic, out, lesion, modality):
+                        _push_action(out, ACTION_LOCAL_THERAPY, lesion, modality)
+            _push_action(out, ACTION_REBASELINE, REBASELINE_NEXT_VISIT, 0)
 
 
 @jit
 def _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, found):
     """Progression of the patient (RECIST) or of single lesions. Returns True if it acted.
 
-    Off the drug (holiday, adaptive pause): take it again. A few lesions progressing on their
-    own (oligoprogression, even while the sum still responds): treat them locally and keep
-    the drug. Systemic progression: re-biopsy and switch line.
+    Off the drug (holiday, adaptive pause): take it again, keeping the line's baseline and
+    nadir. A few lesions progressing on their own (oligoprogression, even while the sum still
+    responds), each with a course of the modality left, and fewer rounds of it on this line
+    than allowed: treat them locally and keep the drug. Systemic progression: re-biopsy and
+    switch line; the scan that led to the switch is the new line's baseline.
     """
     if line >= 0 and not drug_on:
         _push_action(out, ACTION_START_DRUG, REASON_PROGRESSION, 0)
-        _push_action(out, ACTION_REBASELINE, 0, 0)
         return True
-    if line >= 0 and clinic.oligo_enabled and 0 < n_progressing <= clinic.oligo_max_lesions:
+    if line >= 0 and _oligo_eligible(clinic, out, visit, n_progressing):
+        out.clock[OLIGO_ROUNDS] += 1
         for lesion in range(out.obs_lesions[visit]):
             if out.progressing[lesion]:
                 _push_action(out, ACTION_LOCAL_THERAPY, lesion, clinic.oligo_modality)
-        _push_action(out, ACTION_REBASELINE, 0, 0)
+        _push_action(out, ACTION_REBASELINE, REBASELINE_NEXT_VISIT, 0)
         return True
     if response != RESPONSE_PD:
         return False
@@ -433,11 +441,33 @@ def _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, 
             found[:] = 0.0
         out.biopsy_lesion[0] = target
         _push_action(out, ACTION_SWITCH_LINE, choose_next_line(clinic, out, line, found, visit), 0)
-    _push_action(out, ACTION_REBASELINE, 0, 0)
+    _push_action(out, ACTION_REBASELINE, REBASELINE_NOW, 0)
+    return True
+
+
+@jit
+def courses_left(clinic, out, lesion, modality):
+    """Can ``lesion`` receive another course of ``modality`` (0 in the limit: no limit)?"""
+    limit = clinic.modality_max_courses[modality]
+    return limit == 0 or out.lesion_courses[lesion, modality] < limit
+
+
+@jit
+def _oligo_eligible(clinic, out, visit, n_progressing):
+    """Oligoprogression: 1..max_lesions progressing lesions (new ones among them), a round of
+    local therapy left on this line, and a course of the modality left for each lesion."""
+    if not clinic.oligo_enabled or n_progressing == 0 or n_progressing > clinic.oligo_max_lesions:
+        return False
+    if clinic.oligo_max_rounds > 0 and out.clock[OLIGO_ROUNDS] >= clinic.oligo_max_rounds:
+        return False
+    for lesion in range(out.obs_lesions[visit]):
+        if out.progressing[lesion] and not courses_left(clinic, out, lesion, clinic.oligo_modality):
+            return False
     return True
 
 
 @jit
 def apply_local(clinic, out, rng, lesion, modality):
     """Local therapy of one lesion; returns the fraction of its cells that survived."""
+    out.lesion_courses[lesion, modality] += 1
     return apply_local_therapy(clinic, out.cells, lesion, out.lesion_site[lesion], modality, rng)

@@ -134,6 +134,7 @@ class Rules(NamedTuple):
     modality_kill: np.ndarray  # [Q, S]
     modality_failure: np.ndarray  # [Q]
     modality_failure_kill: np.ndarray  # [Q]
+    modality_max_courses: np.ndarray  # [Q] courses per lesion, 0: no limit
     scheduled_step: np.ndarray  # [P] sorted
     scheduled_lesion: np.ndarray
     scheduled_modality: np.ndarray
@@ -156,14 +157,17 @@ class Rules(NamedTuple):
     oligo_enabled: bool
     oligo_max_lesions: int
     oligo_modality: int
+    oligo_max_rounds: int  # 0: no limit
     switch_enabled: bool
     holiday_enabled: bool
     holiday_min_visits: int
     holiday_max_sum_mm: float
     holiday_restart_rise: float
+    holiday_line: np.ndarray  # [N] the rule applies on this line
     adaptive_enabled: bool
     adaptive_stop: float
     adaptive_restart: float
+    adaptive_line: np.ndarray  # [N]
     consolidation_enabled: bool
     consolidation_max_lesions: int
     consolidation_after_steps: int
@@ -240,6 +244,7 @@ class ClinicView(NamedTuple):
     is_target: np.ndarray
     seen_at_baseline: np.ndarray
     lesion_nadir: np.ndarray
+    lesion_courses: np.ndarray
     progressing: np.ndarray
     obs_time: np.ndarray
     obs_lesions: np.ndarray
@@ -300,6 +305,7 @@ class Buffers(NamedTuple):
     is_target: np.ndarray  # [Lmax] RECIST target lesion at the current baseline
     seen_at_baseline: np.ndarray  # [Lmax]
     lesion_nadir: np.ndarray  # [Lmax] smallest diameter since baseline, mm
+    lesion_courses: np.ndarray  # [Lmax, Q] courses of each local therapy received
     progressing: np.ndarray  # [Lmax] progressing on its own at this visit
     obs_time: np.ndarray  # [V]
     obs_lesions: np.ndarray  # [V] lesions existing (in truth) at the visit
@@ -373,6 +379,7 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
         is_target=np.zeros(max_lesions, np.bool_),
         seen_at_baseline=np.zeros(max_lesions, np.bool_),
         lesion_nadir=np.zeros(max_lesions),
+        lesion_courses=np.zeros((max_lesions, model.rules.modality_kill.shape[0]), np.int64),
         progressing=np.zeros(max_lesions, np.bool_),
         obs_time=np.zeros(n_visits),
         obs_lesions=np.zeros(n_visits, np.int64),
@@ -771,6 +778,7 @@ def _start_line(out, line, step, time):
     out.clock[cl.DOSE_CLOCK] = step
     out.clock[cl.OFF_REASON] = -1
     out.clock[cl.HOLIDAY_VISITS] = 0
+    out.clock[cl.OLIGO_ROUNDS] = 0
     if line < 0:
         return log_event(out, time, EVENT_THERAPY_EXHAUSTED, -1, -1, 0.0)
     return log_event(out, time, EVENT_LINE_START, -1, line, 0.0)
@@ -797,7 +805,10 @@ def _apply_action(clinic, rng, out, step, time, kind, a, b):
         out.clock[cl.HOLIDAY_VISITS] = 0
         return log_event(out, time, EVENT_DRUG_RESTART, -1, a, 0.0)
     if kind == cl.ACTION_REBASELINE:
-        out.clock[cl.BASELINE_PENDING] = 1
+        if a == cl.REBASELINE_NOW and out.counters[COUNT_VISITS] > 0:
+            cl.set_baseline(clinic, out, out.counters[COUNT_VISITS] - 1)
+        else:
+            out.clock[cl.BASELINE_PENDING] = 1
     return True
 
 
