@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from simulator.engine.dynamics import GROWTH_LAW_CODES
-from simulator.engine.kernel import DrugArrays, Dynamics, ModelArrays, Rules
+from simulator.engine.kernel import DrugArrays, Dynamics, ModelArrays, Mortality, Rules
 from simulator.scenario import Scenario
 
 LN2 = math.log(2.0)
@@ -53,10 +53,20 @@ def lower(scenario: Scenario) -> ModelArrays:
     )
     drugs, rules = lower_clinic(scenario, list(site_names),
                                 lambda days: int(round(days / simulation.dt_days)))
+    mortality = scenario.mortality
+    lowered_mortality = Mortality(
+        lethal_burden=float(simulation.lethal_burden),
+        site_lethal_cells=np.array([mortality.organ_lethal_cells.get(site, math.inf)
+                                    for site in site_names], np.float64),
+        hazard_per_day=float(mortality.hazard_per_day),
+        hazard_reference_cells=float(mortality.hazard_reference_cells),
+        hazard_exponent=float(mortality.hazard_exponent),
+    )
     return ModelArrays(
         dynamics=dynamics,
         drugs=drugs,
         rules=rules,
+        mortality=lowered_mortality,
         initial_cells=initial_cells,
         lesion_site=np.array([site_index[lesion.site] for lesion in lesions], np.int64),
         lesion_capacity=np.array([lesion.carrying_capacity for lesion in lesions], np.float64),
@@ -65,7 +75,6 @@ def lower(scenario: Scenario) -> ModelArrays:
         ),
         n_steps=simulation.n_steps,
         record_every=simulation.record_every_steps,
-        lethal_burden=float(simulation.lethal_burden),
     )
 
 
@@ -180,6 +189,8 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         oligo_max_lesions=int(policy.oligoprogression.max_lesions),
         oligo_modality=modality_index[policy.oligoprogression.modality],
         oligo_max_rounds=int(policy.oligoprogression.max_rounds),
+        unfit_per_line=float(scenario.fitness.unfit_per_line),
+        unfit_burden_cells=float(scenario.fitness.unfit_burden_cells),
         switch_enabled=bool(policy.switch_on_progression),
         holiday_enabled=bool(policy.holiday.enabled),
         holiday_min_visits=int(policy.holiday.min_visits),

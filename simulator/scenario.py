@@ -315,6 +315,50 @@ class Monitoring(Strict):
     )
 
 
+class Mortality(Strict):
+    """Death from the organs lesions occupy and a hazard that grows with total burden, beside
+    ``simulation.lethal_burden`` (a ceiling on total cells).
+
+    The burden hazard is the tumour-size term of the tumour-growth-inhibition / overall-
+    survival models of pharmacometrics (Wang 2009, Claret 2009):
+    h(t) = hazard_per_day * (N(t) / hazard_reference_cells)^hazard_exponent per day, with N the
+    total tumour cells; death comes when its integral passes an Exp(1) draw made at the start.
+    """
+
+    organ_lethal_cells: dict[str, PositiveFinite] = Field(
+        default_factory=dict, description=(
+            "Tumour cells at one site that kill (organ failure, mass effect), by site; e.g. "
+            "brain = 5e10 (about 50 cm3 at 1e9 cells/cm3). Sites not named: no organ limit."
+        ),
+    )
+    hazard_per_day: Annotated[Finite, Field(ge=0, le=1)] = Field(
+        0.0, description="Hazard of death at the reference burden, per day (0: none)."
+    )
+    hazard_reference_cells: PositiveFinite = Field(
+        1e11, description="Total tumour cells at which the hazard is hazard_per_day."
+    )
+    hazard_exponent: Annotated[Finite, Field(ge=0, le=10)] = Field(
+        1.0, description="How steeply the hazard rises with burden (dimensionless)."
+    )
+
+
+class Fitness(Strict):
+    """Whether a patient is fit for a next line when one is due.
+
+    P(fit) = exp(-(unfit_per_line * lines received + N / unfit_burden_cells)), drawn at each
+    switch; an unfit patient gets best supportive care (no further line). About a quarter to
+    a third of patients never receive therapy after a first-line TKI (REFERENCES A2,
+    real-world series), which exp(-0.3) = 0.74 after one line reproduces.
+    """
+
+    unfit_per_line: Annotated[Finite, Field(ge=0, le=50)] = Field(
+        0.0, description="Fall in log P(fit) per line already received (0: always fit)."
+    )
+    unfit_burden_cells: PositiveFinite = Field(
+        1e300, description="Total tumour cells per unit fall in log P(fit) (1e300: no effect)."
+    )
+
+
 class Oligoprogression(Strict):
     enabled: bool = True
     max_lesions: int = Field(3, ge=1, le=5, description="Most progressing lesions treated locally.")
@@ -488,6 +532,8 @@ class Scenario(Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     policy: Policy = Field(default_factory=Policy)
     simulation: Simulation = Field(default_factory=Simulation)
+    mortality: Mortality = Field(default_factory=Mortality)
+    fitness: Fitness = Field(default_factory=Fitness)
     cohort: Cohort = Field(default_factory=Cohort)
     arms: dict[str, Arm] = Field(default_factory=dict, description="Treatment strategies by name.")
     reference: dict[str, tuple[Finite, Finite]] = Field(
@@ -611,6 +657,7 @@ class Scenario(Strict):
         """Every site named by a lesion or a seeding weight, in first-seen order."""
         seen = [lesion.site for lesion in self.lesions.values()] + list(self.seeding.site_weights)
         seen += [site for drug in self.drugs.values() for site in drug.penetration]
+        seen += list(self.mortality.organ_lethal_cells)
         return list(dict.fromkeys(seen))
 
 

@@ -367,6 +367,57 @@ def test_death_ends_the_patient_at_the_lethal_burden():
     assert result.end_time == death["time"].iloc[0]
 
 
+def test_an_oversized_brain_lesion_kills():
+    raw = patient(**{"simulation.duration_days": 2000, "mortality.organ_lethal_cells": {"brain": 5e10}})
+    raw["therapy"]["lines"] = {}
+    raw["lesions"]["brain"] = {"site": "brain", "carrying_capacity": 1e12, "cells": {"T790M": 1e10}}
+    result = run(raw)
+    death = kinds(result, "death")
+    assert len(death) == 1 and death["value"].iloc[0] < 1e13  # long before the lethal burden
+    brain = result.trajectory.query("lesion == 'brain'").groupby("time")["cells"].sum()
+    assert brain.iloc[-1] >= 5e10 and (brain.iloc[:-1] < 5e10).all()
+    assert result.end_time == death["time"].iloc[0]
+
+
+def frozen_patient(hazard: float, exponent: float, cells: float) -> dict:
+    """A tumour that neither grows nor shrinks (b = d = 0) under a burden hazard of death."""
+    return {
+        "id": "hazard-test",
+        "clones": {"frozen": {"birth": 0.0, "death": 0.0}},
+        "lesions": {"primary": {"site": "lung", "cells": {"frozen": cells}}},
+        "mortality": {"hazard_per_day": hazard, "hazard_reference_cells": 1e10,
+                      "hazard_exponent": exponent},
+        "monitoring": {"enabled": False},
+        "simulation": {"duration_days": 100, "dt_days": 1, "record_every_days": 100},
+    }
+
+
+@pytest.mark.parametrize("cells, seed", [(1e10, 21), (4e10, 22)])
+def test_the_burden_hazard_raises_death_as_stated(cells, seed):
+    """With a constant burden N the hazard is h (N / N_ref)^k, so P(dead by T) = 1 - exp(-h'T)
+    exactly at step ends; exact binomial test, pass if p > 0.001. n = 400 patients."""
+    from scipy import stats
+
+    h, k, horizon, n = 0.01, 0.5, 100.0, 400
+    scenario = load_scenario(frozen_patient(h, k, cells))
+    dead = sum(simulator.simulate(scenario, seed=seed, replicate=i, keep_trajectory=False)
+               .endpoints["died"] for i in range(n))
+    expected = 1.0 - math.exp(-h * (cells / 1e10) ** k * horizon)
+    assert stats.binomtest(int(dead), n, expected).pvalue > 0.001, (dead / n, expected)
+
+
+def test_an_unfit_patient_gets_no_further_line():
+    raw = patient(**{"fitness.unfit_per_line": 50.0})
+    for lesion in raw["lesions"].values():
+        lesion["cells"] = {"sensitive": 5e9, "T790M": 5e9}
+    result = run(raw)
+    assert list(kinds(result, "line_start")["detail"]) == ["gefitinib"]
+    exhausted = kinds(result, "therapy_exhausted")
+    assert len(exhausted) == 1 and exhausted["value"].iloc[0] == 1.0  # unfit, not out of lines
+    fit = run(patient(**{"fitness.unfit_per_line": 0.0}) | {"lesions": raw["lesions"]})
+    assert list(kinds(fit, "line_start")["detail"]) == ["gefitinib", "osimertinib"]
+
+
 def test_same_seed_gives_identical_events_and_observations():
     raw = patient(**{"policy.holiday.enabled": True})
     first, second = run(raw, seed=11), run(raw, seed=11)

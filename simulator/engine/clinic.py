@@ -38,6 +38,9 @@ ACTION_SWITCH_LINE = 1  # a = line (-1: no further line, stop systemic therapy)
 ACTION_STOP_DRUG = 2  # a = reason
 ACTION_START_DRUG = 3  # a = reason
 ACTION_REBASELINE = 4  # a = REBASELINE_NOW or REBASELINE_NEXT_VISIT
+# Why systemic therapy ends (b of ACTION_SWITCH_LINE to -1; value of the therapy_exhausted event).
+EXHAUSTED_NO_LINE = 0
+EXHAUSTED_UNFIT = 1
 ACTION_NAMES = {
     ACTION_LOCAL_THERAPY: "local_therapy",
     ACTION_SWITCH_LINE: "switch_line",
@@ -80,7 +83,8 @@ NEXT_SCHEDULED = 9  # index of the next scheduled local therapy
 DONE = 10
 THERAPY_STARTED = 11
 OLIGO_ROUNDS = 12  # rounds of local therapy for oligoprogression on the current line
-N_CLOCK = 13
+LINES_RECEIVED = 13
+N_CLOCK = 14
 
 PHASE_READY = 0
 PHASE_DECIDING = 1
@@ -91,7 +95,9 @@ BASELINE_SLD = 0
 NADIR_SLD = 1
 STOP_MARKER = 2
 ADAPTIVE_BASELINE = 3
-N_LEVEL = 4
+CUMULATIVE_HAZARD = 4  # integral of the burden hazard of death so far
+DEATH_THRESHOLD = 5  # Exp(1) draw: death when the cumulative hazard passes it
+N_LEVEL = 6
 
 
 @jit
@@ -357,7 +363,7 @@ def _count_visible(out, visit):
 
 
 @jit
-def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - one rule per block
+def builtin_rules(clinic, out, rng, visit, response, step, found):  # noqa: C901 - one rule per block
     """The built-in decision rules, as data in ``clinic``; they write actions into ``out``."""
     if response == RESPONSE_BASELINE:
         return
@@ -368,7 +374,7 @@ def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - on
         if out.progressing[lesion]:
             n_progressing += 1
     if response == RESPONSE_PD or n_progressing > 0:
-        if _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, found):
+        if _on_progression(clinic, out, rng, visit, line, drug_on, response, n_progressing, found):
             return
     if line < 0:
         return
@@ -412,7 +418,7 @@ def builtin_rules(clinic, out, visit, response, step, found):  # noqa: C901 - on
 
 
 @jit
-def _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, found):
+def _on_progression(clinic, out, rng, visit, line, drug_on, response, n_progressing, found):
     """Progression of the patient (RECIST) or of single lesions. Returns True if it acted.
 
     Off the drug (holiday, adaptive pause): take it again, keeping the line's baseline and
@@ -440,9 +446,27 @@ def _on_progression(clinic, out, visit, line, drug_on, response, n_progressing, 
         else:
             found[:] = 0.0
         out.biopsy_lesion[0] = target
-        _push_action(out, ACTION_SWITCH_LINE, choose_next_line(clinic, out, line, found, visit), 0)
+        next_line = choose_next_line(clinic, out, line, found, visit)
+        if next_line >= 0 and not fit_for_next_line(clinic, out, rng):
+            _push_action(out, ACTION_SWITCH_LINE, -1, EXHAUSTED_UNFIT)
+        else:
+            _push_action(out, ACTION_SWITCH_LINE, next_line, EXHAUSTED_NO_LINE)
     _push_action(out, ACTION_REBASELINE, REBASELINE_NOW, 0)
     return True
+
+
+@jit
+def fit_for_next_line(clinic, out, rng):
+    """Is the patient fit for another line? P = exp(-(per line * lines received + N / scale)),
+    with N the true total burden (performance status follows the disease, not the scan)."""
+    if clinic.unfit_per_line <= 0.0 and clinic.unfit_burden_cells >= 1e299:
+        return True
+    burden = 0.0
+    for lesion in range(out.counters[0]):
+        for clone in range(out.cells.shape[1]):
+            burden += out.cells[lesion, clone]
+    log_fit = -(clinic.unfit_per_line * out.clock[LINES_RECEIVED] + burden / clinic.unfit_burden_cells)
+    return rng.random() < math.exp(log_fit)
 
 
 @jit

@@ -60,6 +60,11 @@ STATUS_EVENT_OVERFLOW = 2
 STATUS_VISIT = 3  # stopped at a visit for a Python policy to decide
 STATUS_STACK_OVERFLOW = 4
 
+# Causes of death (event detail of EVENT_DEATH); a site index >= 0 is death from that organ.
+DEATH_BURDEN = -1
+DEATH_HAZARD = -2
+_ALIVE = -3
+
 # Slots of ``counters``.
 COUNT_LESIONS = 0  # lesions listed
 COUNT_RECORDS = 1
@@ -158,6 +163,8 @@ class Rules(NamedTuple):
     oligo_max_lesions: int
     oligo_modality: int
     oligo_max_rounds: int  # 0: no limit
+    unfit_per_line: float  # fall in log P(fit for a next line) per line received
+    unfit_burden_cells: float  # cells per unit fall in log P(fit)
     switch_enabled: bool
     holiday_enabled: bool
     holiday_min_visits: int
@@ -176,6 +183,16 @@ class Rules(NamedTuple):
     primary_site: int
 
 
+class Mortality(NamedTuple):
+    """When the patient dies (see ``scenario.Mortality``)."""
+
+    lethal_burden: float  # total cells
+    site_lethal_cells: np.ndarray  # [S] cells at one site that kill (inf: no limit)
+    hazard_per_day: float  # at the reference burden (0: no burden hazard)
+    hazard_reference_cells: float
+    hazard_exponent: float
+
+
 class ModelArrays(NamedTuple):
     """Everything the engine needs, as the tuples its loops take (see ``lowering``).
 
@@ -187,13 +204,13 @@ class ModelArrays(NamedTuple):
     dynamics: Dynamics
     drugs: DrugArrays
     rules: Rules
+    mortality: Mortality
     initial_cells: np.ndarray  # [L0, K] int64
     lesion_site: np.ndarray  # [L0] site index
     lesion_capacity: np.ndarray  # [L0] cells
     lesion_law: np.ndarray  # [L0] growth-law code
     n_steps: int
     record_every: int  # steps
-    lethal_burden: float
 
 
 class Population(NamedTuple):
@@ -205,6 +222,7 @@ class Population(NamedTuple):
     lesion_born: np.ndarray
     lesion_alive: np.ndarray
     lesion_founder: np.ndarray
+    site_cells: np.ndarray
     lesion_remap: np.ndarray
     stack_lesion: np.ndarray
     stack_clone: np.ndarray
@@ -278,6 +296,7 @@ class Buffers(NamedTuple):
     lesion_born: np.ndarray  # [Lmax] day of seeding
     lesion_alive: np.ndarray  # [Lmax] had cells at the end of the last step
     lesion_founder: np.ndarray  # [Lmax] clone type of the founding cell (-1: initial lesion)
+    site_cells: np.ndarray  # [S] cells at each site at the end of the last step
     lesion_remap: np.ndarray  # [Lmax] scratch: where each lesion founded this step was listed
     stack_lesion: np.ndarray  # [Q] lineages queued within a step (see ``_advance_lesion``)
     stack_clone: np.ndarray
@@ -352,6 +371,7 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
         lesion_born=np.zeros(max_lesions),
         lesion_alive=np.zeros(max_lesions, np.bool_),
         lesion_founder=np.full(max_lesions, -1, np.int64),
+        site_cells=np.zeros(n_sites),
         lesion_remap=np.zeros(max_lesions, np.int64),
         stack_lesion=np.zeros(max_stack, np.int64),
         stack_clone=np.zeros(max_stack, np.int64),
@@ -693,8 +713,10 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add):
 
 @jit
 def _note_changes(model, out, time):
-    """Log first appearances and lesion extinctions; returns the total burden (-1: log full)."""
+    """Log first appearances and lesion extinctions, sum cells by site; returns the total
+    burden (-1: log full)."""
     total = 0.0
+    out.site_cells[:] = 0.0
     for lesion in range(out.counters[0]):
         lesion_total = 0
         for clone in range(model.birth.size):
@@ -708,6 +730,7 @@ def _note_changes(model, out, time):
             if not log_event(out, time, EVENT_LESION_EXTINCT, lesion, -1, 0.0):
                 return -1.0
         out.lesion_alive[lesion] = lesion_total > 0
+        out.site_cells[out.lesion_site[lesion]] += lesion_total
         total += lesion_total
     return total
 
@@ -750,7 +773,7 @@ def _visit(dyn, clinic, rng, out, step, time):
         out.clock[cl.PHASE] = cl.PHASE_DECIDING
         return STATUS_VISIT
     out.biopsy_lesion[0] = -1
-    cl.builtin_rules(clinic, out, visit, response, step, out.found)
+    cl.builtin_rules(clinic, out, rng, visit, response, step, out.found)
     if out.biopsy_lesion[0] >= 0 and not _log_biopsy(out, time, out.biopsy_lesion[0], out.found):
         return STATUS_EVENT_OVERFLOW
     out.clock[cl.PHASE] = cl.PHASE_ACTING
@@ -772,7 +795,7 @@ def _log_biopsy(out, time, lesion, found):
 
 
 @jit
-def _start_line(out, line, step, time):
+def _start_line(out, line, step, time, why_exhausted=cl.EXHAUSTED_NO_LINE):
     out.clock[cl.LINE] = line
     out.clock[cl.DRUG_ON] = 1 if line >= 0 else 0
     out.clock[cl.DOSE_CLOCK] = step
@@ -780,7 +803,8 @@ def _start_line(out, line, step, time):
     out.clock[cl.HOLIDAY_VISITS] = 0
     out.clock[cl.OLIGO_ROUNDS] = 0
     if line < 0:
-        return log_event(out, time, EVENT_THERAPY_EXHAUSTED, -1, -1, 0.0)
+        return log_event(out, time, EVENT_THERAPY_EXHAUSTED, -1, -1, float(why_exhausted))
+    out.clock[cl.LINES_RECEIVED] += 1
     return log_event(out, time, EVENT_LINE_START, -1, line, 0.0)
 
 
@@ -793,7 +817,7 @@ def _apply_action(clinic, rng, out, step, time, kind, a, b):
     if kind == cl.ACTION_SWITCH_LINE:
         # A new line's adaptive baseline is the marker at its own baseline visit.
         out.level[cl.ADAPTIVE_BASELINE] = 0.0
-        return _start_line(out, a, step, time)
+        return _start_line(out, a, step, time, b)
     if kind == cl.ACTION_STOP_DRUG and out.clock[cl.DRUG_ON] == 1:
         out.clock[cl.DRUG_ON] = 0
         out.clock[cl.OFF_REASON] = a
@@ -860,17 +884,38 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
 
 
 @jit
-def _end_of_step(dyn, pop, clock, step, lethal_burden, record_every, n_steps):
+def _cause_of_death(mortality, pop, level, burden, dt):
+    """Why the patient dies at the end of this step (``DEATH_*``), or ``_ALIVE``.
+
+    The burden hazard is integrated with the step's end burden (rectangle rule); its error
+    is that of holding the burden constant over one step.
+    """
+    if burden >= mortality.lethal_burden:
+        return DEATH_BURDEN
+    for site in range(pop.site_cells.size):
+        if pop.site_cells[site] >= mortality.site_lethal_cells[site]:
+            return site
+    if mortality.hazard_per_day > 0.0:
+        ratio = burden / mortality.hazard_reference_cells
+        level[cl.CUMULATIVE_HAZARD] += mortality.hazard_per_day * ratio ** mortality.hazard_exponent * dt
+        if level[cl.CUMULATIVE_HAZARD] >= level[cl.DEATH_THRESHOLD]:
+            return DEATH_HAZARD
+    return _ALIVE
+
+
+@jit
+def _end_of_step(dyn, pop, clock, level, mortality, step, record_every, n_steps):
     """Log changes, check for death or cure, record. Returns a status code."""
     time = (step + 1) * dyn.dt
     burden = _note_changes(dyn, pop, time)
     if burden < 0.0:
         return STATUS_EVENT_OVERFLOW
-    finished = burden >= lethal_burden or burden == 0.0
+    cause = _cause_of_death(mortality, pop, level, burden, dyn.dt) if burden > 0.0 else _ALIVE
+    finished = cause != _ALIVE or burden == 0.0
     if finished:
         clock[cl.DONE] = 1
         kind = EVENT_DEATH if burden > 0.0 else EVENT_EXTINCTION
-        if not log_event(pop, time, kind, -1, -1, burden):
+        if not log_event(pop, time, kind, -1, cause if burden > 0.0 else -1, burden):
             return STATUS_EVENT_OVERFLOW
     if finished or (step + 1) % record_every == 0 or step + 1 == n_steps:
         _record(pop, time)
@@ -897,12 +942,14 @@ def simulate_kernel(model, rng, out):
                              model.lesion_capacity, model.lesion_law)
         if status != STATUS_OK:
             return status
+        if model.mortality.hazard_per_day > 0.0:
+            out.level[cl.DEATH_THRESHOLD] = rng.exponential()
     clock = out.clock
     birth_scale, death_add = out.birth_scale, out.death_add
     visit_every, therapy_start = rules.visit_every_steps, rules.therapy_start_step
     scheduled = rules.scheduled_step
     has_lines = rules.line_next.size > 0
-    lethal, record_every, n_steps = model.lethal_burden, model.record_every, model.n_steps
+    record_every, n_steps = model.record_every, model.n_steps
     while clock[cl.DONE] == 0 and clock[cl.STEP] < n_steps:
         step = clock[cl.STEP]
         time = step * dyn.dt
@@ -923,7 +970,8 @@ def simulate_kernel(model, rng, out):
         status = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step)
         if status != STATUS_OK:
             return status
-        status = _end_of_step(dyn, pop, clock, step, lethal, record_every, n_steps)
+        status = _end_of_step(dyn, pop, clock, out.level, model.mortality, step, record_every,
+                              n_steps)
         if status != STATUS_OK:
             return status
         clock[cl.STEP] = step + 1
