@@ -58,6 +58,9 @@ def lower(scenario: Scenario) -> ModelArrays:
         lethal_burden=float(simulation.lethal_burden),
         site_lethal_cells=np.array([mortality.organ_lethal_cells.get(site, math.inf)
                                     for site in site_names], np.float64),
+        stop_cells=float(simulation.stop_at_cells or math.inf),
+        stop_clone=clone_index[simulation.stop_clone] if simulation.stop_clone else -1,
+        growth_bound=max(0.0, max(c.birth - c.death for c in clones)),
         hazard_per_day=float(mortality.hazard_per_day),
         hazard_reference_cells=float(mortality.hazard_reference_cells),
         hazard_exponent=float(mortality.hazard_exponent),

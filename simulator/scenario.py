@@ -149,6 +149,13 @@ class Simulation(Strict):
     max_lesions: int = Field(
         64, ge=1, le=100_000, description="Initial room for lesions; grows automatically."
     )
+    stop_at_cells: PositiveFinite | None = Field(
+        None, description=(
+            "Stop when the total tumour (or stop_clone) reaches this many cells. Near it the "
+            "engine cuts steps so that a growing population overshoots by at most about 1%."
+        ),
+    )
+    stop_clone: str | None = Field(None, description="Clone type whose size stop_at_cells is.")
 
     @model_validator(mode="after")
     def _consistent_steps(self) -> Simulation:
@@ -570,6 +577,8 @@ class Scenario(Strict):
                 _require_known(f"lesions.{lesion_name}.cells.{clone}", clone, names, "clone type")
             if sum(lesion.cells.values()) == 0:
                 raise ValueError(f"lesions.{lesion_name}.cells: a lesion needs at least one cell")
+        if self.simulation.stop_clone is not None:
+            _require_known("simulation.stop_clone", self.simulation.stop_clone, names, "clone type")
         self._check_therapy_references(names)
         self._check_step_growth()
         for metric in self.reference:

@@ -191,3 +191,26 @@ def test_many_seeded_lesions():
     result = vc.run_many_seeded_lesions(1100.0, seed=704)
     z = (result["lesions"] - 1 - result["lambda"]) / result["lambda"] ** 0.5
     assert abs(z) < 3.29, result
+
+
+# --------------------------------------------------------------------------- stopping size
+
+
+@pytest.mark.parametrize("dt", [1.0, 10.0])
+def test_stop_at_a_size_does_not_overshoot(dt):
+    """From 1e3 cells (b = 0.14, d = 0.04) with a stop at 1e6: every replicate ends at
+    1e6 <= N <= 1e6 (1 + 0.01 + 5 sd), sd = sqrt((b + d) h / (r N)) the relative spread of
+    growth over one sub-step h (0.01 of growth at rate r), whatever the step."""
+    import math
+
+    from simulator.runner import run_replicates
+
+    b, d, size = 0.14, 0.04, 1e6
+    scenario = vc.make_scenario({"S": {"birth": b, "death": d}},
+                                {"primary": {"site": "lung", "cells": {"S": 1000}}},
+                                duration=200.0, dt=dt, stop_at_cells=size)
+    ends = run_replicates(scenario, 200, seed=901).cells[:, 0]
+    h = math.log1p(0.01) / (b - d)
+    sd = math.sqrt((b + d) * h * (1 + 0.01) / size)
+    assert ends.min() >= size, ends.min()
+    assert ends.max() <= size * (1.01 + 5 * sd), ends.max() / size

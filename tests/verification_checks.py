@@ -82,7 +82,7 @@ def _statistical(name: str, p_values: dict[str, float], summary: str, panels=())
 
 def make_scenario(clones: dict, lesions: dict, *, duration: float, dt: float = 1.0,
                   mutations=(), seeding: dict | None = None, growth_law: str = "exponential",
-                  lethal_burden: float = 1e12, seed: int = 1):
+                  lethal_burden: float = 1e12, seed: int = 1, stop_at_cells: float | None = None):
     """A scenario with the clinic switched off (no visits, hence no policy actions)."""
     raw = {
         "id": "verification",
@@ -97,6 +97,7 @@ def make_scenario(clones: dict, lesions: dict, *, duration: float, dt: float = 1
             "seed": seed,
             "growth_law": growth_law,
             "lethal_burden": lethal_burden,
+            "stop_at_cells": stop_at_cells,
         },
     }
     if seeding is not None:

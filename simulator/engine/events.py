@@ -14,6 +14,7 @@ EVENT_THERAPY_EXHAUSTED = 8  # no further line
 EVENT_DRUG_STOP = 9  # detail: reason
 EVENT_DRUG_RESTART = 10  # detail: reason
 EVENT_LOCAL_THERAPY = 11  # detail: modality; value: fraction of the lesion's cells surviving
+EVENT_SIZE_REACHED = 12  # the run's stopping size; value: burden
 EVENT_NAMES = {
     EVENT_CLONE_APPEARS: "clone_appears",
     EVENT_LESION_SEEDED: "lesion_seeded",
@@ -27,6 +28,7 @@ EVENT_NAMES = {
     EVENT_DRUG_STOP: "drug_stop",
     EVENT_DRUG_RESTART: "drug_restart",
     EVENT_LOCAL_THERAPY: "local_therapy",
+    EVENT_SIZE_REACHED: "size_reached",
 }
 
 

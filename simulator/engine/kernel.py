@@ -48,6 +48,7 @@ from simulator.engine.events import (
     EVENT_LOCAL_THERAPY,
     EVENT_NAMES,
     EVENT_PROGRESSION,
+    EVENT_SIZE_REACHED,
     EVENT_THERAPY_EXHAUSTED,
     log_event,
 )
@@ -78,6 +79,11 @@ N_COUNTERS = 8
 
 __all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Rules", "Buffers",
            "simulate_kernel"]
+
+# Near a stopping size, sub-steps let a population grow by at most this fraction each, which
+# bounds the overshoot of the size (for populations large enough to grow near-deterministically).
+STOP_RESOLUTION = 0.01
+_MAX_SUBSTEPS = 4096
 
 # A compartment expecting more emissions than this in the rest of a step (P(none) < 1e-7)
 # is advanced in bulk: survivors by one BNB update, emissions Poisson along its path.
@@ -188,6 +194,9 @@ class Mortality(NamedTuple):
 
     lethal_burden: float  # total cells
     site_lethal_cells: np.ndarray  # [S] cells at one site that kill (inf: no limit)
+    stop_cells: float  # the run stops when the total (or stop_clone) reaches it (inf: never)
+    stop_clone: int  # -1: the total
+    growth_bound: float  # fastest intrinsic net growth rate b - d of any clone type, per day
     hazard_per_day: float  # at the reference burden (0: no burden hazard)
     hazard_reference_cells: float
     hazard_exponent: float
@@ -441,7 +450,7 @@ def _clone_rates(model, clone, factor, birth_scale, death_add, site):
 
 
 @jit
-def _lesion_density(model, out, lesion, total, birth_scale, death_add):
+def _lesion_density(model, out, lesion, total, birth_scale, death_add, dt):
     """Density factor at the step's predicted midpoint (second order in dt)."""
     law = out.lesion_law[lesion]
     capacity = out.lesion_capacity[lesion]
@@ -454,7 +463,7 @@ def _lesion_density(model, out, lesion, total, birth_scale, death_add):
         n = out.cells[lesion, clone]
         if n > 0:
             birth, death = _clone_rates(model, clone, start, birth_scale, death_add, site)
-            midpoint += n * math.exp(0.5 * (birth - death) * model.dt)
+            midpoint += n * math.exp(0.5 * (birth - death) * dt)
     return density_factor(law, midpoint, capacity)
 
 
@@ -591,7 +600,7 @@ def _quiet_step(rng, n, keep_birth, death, emission, left):
 
 
 @jit
-def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death, u):
+def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death, u, dt):
     """Advance ``n`` cells of one type, born ``offset`` days into the step, to its end, once
     ``_quiet_step`` found that they emit; ``u`` is its uniform draw (``_BULK``: none drawn).
 
@@ -600,7 +609,6 @@ def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death,
     is below exp(-_BULK_EMISSIONS), and the rest of the step is one BNB update of the
     survivors with Poisson emissions along the exponential path between its ends.
     """
-    dt = model.dt
     keep_birth = birth * (1.0 - model.mutation_total[clone])
     emission = birth * model.mutation_total[clone] + model.seeding_rate
     root = emission_root(keep_birth, death, emission)
@@ -667,7 +675,7 @@ def _commit_new_lesions(out, time):
 
 
 @jit_inline
-def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add):
+def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt):
     """Advance every clone of one lesion, and all cells born in it, by one step.
 
     Cells present at the step's start run to its end first; each cell or group born during
@@ -681,7 +689,7 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add):
         total += out.cells[lesion, clone]
     if total == 0:
         return STATUS_OK
-    factor = _lesion_density(model, out, lesion, total, birth_scale, death_add)
+    factor = _lesion_density(model, out, lesion, total, birth_scale, death_add, dt)
     for clone in range(n_clones):
         n = out.cells[lesion, clone]
         if n > 0:
@@ -699,10 +707,10 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add):
                                     out.lesion_site[where])
         mutation = model.mutation_total[clone]
         n_end, handoff = _quiet_step(rng, n, birth * (1.0 - mutation), death,
-                                     birth * mutation + model.seeding_rate, model.dt - offset)
+                                     birth * mutation + model.seeding_rate, dt - offset)
         if handoff != _DONE:
             n_end = _run_lineages(model, out, rng, where, clone, n, offset, time, birth, death,
-                                  handoff)
+                                  handoff, dt)
             if n_end < 0:
                 return -n_end
         out.cells[where, clone] += n_end
@@ -868,19 +876,68 @@ def _scheduled_therapy(clinic, rng, out, step, time):
 
 
 @jit
-def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step):
-    """Doses, drug effects, cell dynamics and pharmacokinetics of one step."""
+def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step, mortality):
+    """Doses, drug effects, cell dynamics and pharmacokinetics of one step.
+
+    Near a stopping size (``_substeps``) the step is cut into sub-steps after each of which
+    the size is checked; returns (status, the day the step's dynamics ended).
+    """
     time = step * dyn.dt
     line = clock[cl.LINE]
     if line >= 0 and clock[cl.DRUG_ON] == 1:
         give_due_doses(drugs, pk, line, step - clock[cl.DOSE_CLOCK])
-    step_drug_effects(drugs, pk, dyn.dt, birth_scale, death_add)
-    for lesion in range(pop.counters[0]):
-        status = _advance_lesion(dyn, pop, rng, lesion, time, birth_scale, death_add)
-        if status != STATUS_OK:
-            return status
-    advance_pk(drugs, pk, dyn.dt)
-    return STATUS_OK
+    n_sub = _substeps(mortality, pop, dyn.dt)
+    dt = dyn.dt / n_sub
+    n_lesions = pop.counters[COUNT_LESIONS]
+    for sub in range(n_sub):
+        start = time + sub * dt
+        step_drug_effects(drugs, pk, dt, birth_scale, death_add)
+        for lesion in range(n_lesions):
+            status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, dt)
+            if status != STATUS_OK:
+                return status, start + dt
+        advance_pk(drugs, pk, dt)
+        if n_sub > 1 and sub + 1 < n_sub and _stopping_size_reached(mortality, pop):
+            return STATUS_OK, start + dt
+    return STATUS_OK, time + dyn.dt
+
+
+@jit
+def _stopping_size(mortality, pop):
+    """How near the nearest stop is: the largest ratio of a size to its target, over the
+    stop size (total or one clone) and the lethal burden; >= 1 means reached."""
+    total = 0.0
+    chosen = 0.0
+    for lesion in range(pop.counters[COUNT_LESIONS]):
+        for clone in range(pop.cells.shape[1]):
+            n = pop.cells[lesion, clone]
+            total += n
+            if clone == mortality.stop_clone:
+                chosen += n
+    ratio = total / mortality.lethal_burden
+    if mortality.stop_clone < 0:
+        ratio = max(ratio, total / mortality.stop_cells)
+    else:
+        ratio = max(ratio, chosen / mortality.stop_cells)
+    return ratio
+
+
+@jit
+def _stopping_size_reached(mortality, pop):
+    return _stopping_size(mortality, pop) >= 1.0
+
+
+@jit
+def _substeps(mortality, pop, dt):
+    """Sub-steps for the coming step: 1, or, where growth at the fastest intrinsic net rate g
+    could bring a stopping size within a factor 2 of its target, enough that each sub-step
+    grows a population by at most ``STOP_RESOLUTION`` (relative) at that rate."""
+    g = mortality.growth_bound
+    if g <= 0.0:
+        return 1
+    if _stopping_size(mortality, pop) * math.exp(g * dt) * 2.0 < 1.0:
+        return 1
+    return min(_MAX_SUBSTEPS, max(1, int(math.ceil(g * dt / math.log1p(STOP_RESOLUTION)))))
 
 
 @jit
@@ -904,17 +961,19 @@ def _cause_of_death(mortality, pop, level, burden, dt):
 
 
 @jit
-def _end_of_step(dyn, pop, clock, level, mortality, step, record_every, n_steps):
-    """Log changes, check for death or cure, record. Returns a status code."""
-    time = (step + 1) * dyn.dt
+def _end_of_step(dyn, pop, clock, level, mortality, step, time, record_every, n_steps):
+    """Log changes, check for death, cure or the stopping size, record. Returns a status."""
     burden = _note_changes(dyn, pop, time)
     if burden < 0.0:
         return STATUS_EVENT_OVERFLOW
     cause = _cause_of_death(mortality, pop, level, burden, dyn.dt) if burden > 0.0 else _ALIVE
-    finished = cause != _ALIVE or burden == 0.0
+    size_reached = cause == _ALIVE and burden > 0.0 and _stopping_size_reached(mortality, pop)
+    finished = cause != _ALIVE or burden == 0.0 or size_reached
     if finished:
         clock[cl.DONE] = 1
         kind = EVENT_DEATH if burden > 0.0 else EVENT_EXTINCTION
+        if size_reached:
+            kind = EVENT_SIZE_REACHED
         if not log_event(pop, time, kind, -1, cause if burden > 0.0 else -1, burden):
             return STATUS_EVENT_OVERFLOW
     if finished or (step + 1) % record_every == 0 or step + 1 == n_steps:
@@ -967,11 +1026,12 @@ def simulate_kernel(model, rng, out):
             status = _scheduled_therapy(rules, rng, view, step, time)
             if status != STATUS_OK:
                 return status
-        status = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step)
+        status, end = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add,
+                                     step, model.mortality)
         if status != STATUS_OK:
             return status
-        status = _end_of_step(dyn, pop, clock, out.level, model.mortality, step, record_every,
-                              n_steps)
+        status = _end_of_step(dyn, pop, clock, out.level, model.mortality, step, end,
+                              record_every, n_steps)
         if status != STATUS_OK:
             return status
         clock[cl.STEP] = step + 1
