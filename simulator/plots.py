@@ -1149,6 +1149,10 @@ def plot_sweep(summary: pd.DataFrame, endpoint: str = "rmst_pfs_months", x: str 
         _sweep_lines(ax, summary, endpoint, x_column, [p for p in parameters if p != x_column])
         if scales.get(x_column.removeprefix("param:")) == "log":
             ax.set_xscale("log")
+            # Label the grid's own values: a narrow log range has no decade to label.
+            values = sorted(summary[x_column].dropna().unique())
+            ax.minorticks_off()
+            ax.set_xticks(values, [f"{v:.3g}" for v in values])
     return figure
 
 

@@ -328,3 +328,13 @@ def test_restricted_mean_on_a_hand_computed_example():
     draws = np.random.default_rng(1).exponential(10.0, 50)
     assert restricted_mean(draws, np.ones(50, bool), 8.0) == pytest.approx(np.minimum(draws, 8.0).mean())
     assert math.isfinite(restricted_mean(draws, np.zeros(50, bool), 8.0))
+
+
+def test_plot_sweep_cli_reads_the_scales_and_refuses_text_endpoints(cli, small_sweep, tmp_path):
+    target = tmp_path / "p.png"
+    result = invoke(cli, "plot-sweep", small_sweep, "--out", target)
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:4] == b"\x89PNG"
+    bad = invoke(cli, "plot-sweep", small_sweep, "--endpoint", "mechanisms_at_first_progression")
+    assert_one_line_error(bad)
+    assert "is not a number" in bad.output
