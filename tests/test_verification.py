@@ -1,4 +1,4 @@
-"""Statistical verification of the engine against exact theory (REFERENCES.md section B)
+"""Statistical verification of the engine against exact theory (docs/model.md, section B)
 and against the event-by-event reference in ``tests/reference.py``.
 
 Every test runs with a fixed seed and is a significance test at alpha = 0.001 (see
@@ -77,7 +77,7 @@ def test_bnb_joint_law_with_mutation():
     "own law (exact Markov-chain computation) gives P(no mutation) 0.7293 vs pM 0.7628 and "
     "P(none, extinct) 0.6530 vs pE 0.7026 at b=0.14, d=0.13, u=0.1, one 30-day step"))
 def test_bnb_joint_law_with_mutation_in_one_long_step():
-    """As above, but the 30 days are one engine step, where DESIGN.md claims exactness.
+    """As above, but the 30 days are one engine step, where docs/model.md (section 1) claims exactness.
 
     Tolerance as above. Expected to fail until the kernel uses B2's exact update; strict,
     so it reports when the kernel becomes exact.
