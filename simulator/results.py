@@ -238,8 +238,9 @@ def write_atomically(directory: str | Path, tables: dict[str, pd.DataFrame], pro
     ``directory`` is moved aside, the staging directory takes its name and the old one is
     deleted. On any failure the staging directory is removed and an earlier result stays.
     """
-    directory = Path(directory)
     check_output_directory(directory)
+    # Replace what the path names: a link's target, not the link; never the bare name '.'.
+    directory = Path(directory).resolve() if Path(directory).is_symlink() else Path(directory).absolute()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.staging-", dir=directory.parent))
     previous = directory.with_name(f".{directory.name}.previous-{os.getpid()}")

@@ -338,3 +338,13 @@ def test_plot_sweep_cli_reads_the_scales_and_refuses_text_endpoints(cli, small_s
     bad = invoke(cli, "plot-sweep", small_sweep, "--endpoint", "mechanisms_at_first_progression")
     assert_one_line_error(bad)
     assert "is not a number" in bad.output
+
+
+def test_a_rewrite_through_a_link_replaces_the_target_and_keeps_the_link(tmp_path):
+    result = simulator.simulate(short_teaching(), seed=1)
+    target, link = tmp_path / "target", tmp_path / "link"
+    result.write(target, figures=False)
+    link.symlink_to(target)
+    result.write(link, figures=False)
+    assert link.is_symlink() and (link / "provenance.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
