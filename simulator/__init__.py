@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from simulator.cohort import CohortResult, run_cohort  # noqa: E402
+from simulator.cohort import CohortResult, patient_scenario, run_cohort  # noqa: E402
 from simulator.policy import LocalTherapy, PolicyError, StartDrug, StopDrug, SwitchLine, Visit  # noqa: E402
 from simulator.results import PatientResult  # noqa: E402
 from simulator.runner import Replicates, run_replicates, simulate  # noqa: E402
@@ -12,7 +12,7 @@ from simulator.scenario import (  # noqa: E402
     load_scenario,
     scenario_json_schema,
 )
-from simulator.sweep import SweepResult, run_sweep  # noqa: E402
+from simulator.sweep import Sweep, SweepResult, open_sweep, run_sweep  # noqa: E402
 
 __all__ = [
     "CohortResult",
@@ -24,10 +24,13 @@ __all__ = [
     "ScenarioError",
     "StartDrug",
     "StopDrug",
+    "Sweep",
     "SweepResult",
     "SwitchLine",
     "Visit",
     "load_scenario",
+    "open_sweep",
+    "patient_scenario",
     "run_cohort",
     "run_replicates",
     "run_sweep",

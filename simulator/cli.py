@@ -1,61 +1,195 @@
-"""Command-line interface: thin commands over the public API."""
+"""Command-line interface: thin commands over the public API.
+
+Errors: bad input (a scenario, a setting, an option, an output place) gets one line and exit
+code 2, with nothing written; an unexpected internal error gets one line naming a log file
+that holds the traceback, and exit code 3. ``--debug`` shows tracebacks instead.
+"""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 import click
 
-from simulator.catalog import DEFAULT_SCENARIO
-from simulator.scenario import ScenarioError, load_scenario, parse_value, scenario_json_schema
+from simulator.catalog import DEFAULT_SCENARIO, catalog_ids
+from simulator.scenario import ScenarioError, get_path, load_scenario, parse_value, scenario_json_schema
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
 
 
 class UsageProblem(click.ClickException):
     """Bad input: one line on stderr and exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+class OneLineGroup(click.Group):
+    """A click group whose usage errors (unknown option, missing argument) take one line,
+    with the command's ``--help`` hint."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else "simulator"
+            click.echo(f"error: {error.format_message()} (see '{command} --help')", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def friendly_errors(command):
-    """Turn bad-input exceptions into one line and exit code 2 (a traceback with --debug)."""
+    """Bad input -> one line and exit 2; anything else -> one line naming a log file with the
+    traceback, exit 3 (with ``--debug``: the traceback itself)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug")
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
         except (ScenarioError, ValueError) as error:
-            if click.get_current_context().find_root().params.get("debug"):
+            if debug:
                 raise
             raise UsageProblem(str(error)) from None
+        except OSError as error:
+            # Reading or writing a file the user named: a full disk, a permission, a vanished path.
+            if debug:
+                raise
+            where = f" '{error.filename}'" if error.filename else ""
+            raise UsageProblem(f"cannot use{where}: {error.strerror or error}") from None
+        except Exception as error:  # noqa: BLE001 - the last line of defence of the CLI
+            if debug:
+                raise
+            log = write_error_log()
+            click.echo(f"internal error: {type(error).__name__}: {_one_line(error)}; "
+                       f"traceback in {log} (please report it)", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper
+
+
+def write_error_log() -> Path:
+    """Write the current exception's traceback, the command line and the versions to a file."""
+    from simulator.results import run_context
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"simulator-error-{stamp}-{os.getpid()}.log"
+    context = json.dumps(run_context(), indent=2)
+    path.write_text(f"{context}\n\n{traceback.format_exc()}")
+    return path
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+# --- scenarios, settings and output places ---------------------------------------------------
+
+
+def load_source(source: str):
+    """Load a scenario file or catalog id, suggesting the nearest id for a misspelt one."""
+    if not Path(source).exists() and source not in catalog_ids():
+        close = difflib.get_close_matches(source, catalog_ids(), n=1, cutoff=0.6)
+        if close:
+            raise UsageProblem(f"scenario: no file or catalog id '{source}' (did you mean '{close[0]}'?); "
+                               "see 'simulator list'")
+    return load_scenario(source)
 
 
 def parse_overrides(assignments: tuple[str, ...]) -> dict:
     overrides = {}
     for assignment in assignments:
         path, separator, value = assignment.partition("=")
-        if not separator or not path:
+        if not separator or not path.strip():
             raise UsageProblem(f"--set: expected PATH=VALUE, got '{assignment}'")
         overrides[path.strip()] = parse_value(value.strip())
     return overrides
 
 
-def prepare_output_directory(out: Path) -> None:
-    """Refuse a directory that holds something other than a previous run's files."""
-    if out.exists() and not out.is_dir():
-        raise UsageProblem(f"--out: '{out}' exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not (out / "provenance.json").exists():
-        raise UsageProblem(f"--out: '{out}' exists with other content; choose an empty or new directory")
+def check_setting_paths(scenario, overrides: dict, option: str = "--set") -> None:
+    """Refuse a path whose missing key is a near miss of an existing one, e.g.
+    ``clones.T790Mx.death`` (did you mean ``T790M``?). A path may still add a new entry (a
+    clone type's cells in a lesion) when it resembles nothing that exists."""
+    from simulator.scenario import scenario_to_dict
+
+    resolved = scenario_to_dict(scenario)
+    for path in overrides:
+        keys = path.split(".")
+        node = resolved
+        for depth, key in enumerate(keys):
+            if not isinstance(node, dict):
+                break
+            if key not in node:
+                close = difflib.get_close_matches(key, [str(k) for k in node], n=1, cutoff=0.75)
+                if close:
+                    where = ".".join(keys[:depth]) or "the scenario"
+                    raise UsageProblem(f"{option} {path}: no '{key}' in {where} (did you mean '{close[0]}'?); "
+                                       f"allowed: {', '.join(map(str, node))}")
+                break
+            node = node[key]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _resolved_value(scenario, path: str):
+    from simulator.scenario import scenario_to_dict
+
+    try:
+        return get_path(scenario_to_dict(scenario), path)
+    except (ScenarioError, KeyError, IndexError, TypeError):
+        return None
+
+
+def check_output(out: Path | None, marker: str = "provenance.json") -> None:
+    """Refuse an output place that cannot be written, before any work."""
+    if out is not None:
+        from simulator.results import check_output_directory
+
+        check_output_directory(out, marker)
+
+
+def warn_if_compiling() -> None:
+    """Say so when the engine is about to compile (its cache is empty): the first run is
+    silent for a minute or two otherwise."""
+    try:
+        from simulator.engine.kernel import simulate_kernel
+
+        cold = not Path(simulate_kernel._cache._cache_file._index_path).exists()
+    except Exception:  # noqa: BLE001 - a courtesy message must never stop a run
+        return
+    if cold:
+        click.echo("compiling the engine (first run only, about 1.5 minutes; cached afterwards)...", err=True)
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and seed < 0:
+        raise UsageProblem(f"--seed: must be >= 0, got {seed}")
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.version_option(package_name="simulator")
 def main(debug: bool) -> None:
@@ -65,30 +199,68 @@ def main(debug: bool) -> None:
 @main.command()
 @click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
 @click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
-@click.option("--replicate", type=click.IntRange(min=0), default=0, help="Replicate index.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for Parquet and provenance files.")
-@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a scenario parameter, e.g. clones.resistant.birth=0.12.")
+@click.option("--replicate", type=click.IntRange(min=0), default=None,
+              help="Replicate index: the random stream, with the scenario's own parameters.")
+@click.option("--patient", type=click.IntRange(min=0), default=None,
+              help="Cohort patient I: its drawn parameters and its random stream, as in 'cohort'.")
+@click.option("--arm", default=None, help="Arm of the scenario (default: its first arm).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory for tables, figures and provenance (replaced whole).")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
+              help="Override a parameter, e.g. clones.T790M.death=0.1 (wins over the arm's settings).")
 @click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
 @friendly_errors
-def run(scenario: str, seed: int | None, replicate: int, out: Path | None, assignments: tuple[str, ...],
-        no_figures: bool) -> None:
-    """Simulate one patient of SCENARIO (a TOML file or catalog id; default: the teaching scenario)."""
+def run(scenario: str, seed: int | None, replicate: int | None, patient: int | None, arm: str | None,
+        out: Path | None, assignments: tuple[str, ...], no_figures: bool) -> None:
+    """Simulate one patient of SCENARIO: a TOML file, a catalog id (default:
+    egfr-first-line-gefitinib) or a provenance.json to rerun."""
+    from simulator.cohort import default_arm, patient_scenario
     from simulator.runner import simulate
 
-    resolved = load_scenario(scenario, parse_overrides(assignments))
-    if seed is not None and seed < 0:
-        raise UsageProblem(f"--seed: must be >= 0, got {seed}")
-    if out is not None:
-        prepare_output_directory(out)
+    _check_seed(seed)
+    if patient is not None and replicate is not None:
+        raise UsageProblem("--patient: give --patient or --replicate, not both (a patient's replicate is its index)")
+    overrides = parse_overrides(assignments)
+    if scenario.endswith(".json"):
+        resolved, seed, replicate = rerun_from_provenance(Path(scenario), seed, (arm, patient, overrides))
+    else:
+        base = load_source(scenario)
+        check_setting_paths(base, overrides)
+        if arm is None and base.arms:
+            arm = default_arm(base)
+            click.echo(f"arm: {arm} (the first of {', '.join(base.arms)}; choose with --arm)")
+        resolved, drawn = patient_scenario(base, arm, patient, seed, overrides)
+        replicate = patient if patient is not None else (replicate or 0)
+        if drawn:
+            click.echo("patient parameters: " + ", ".join(f"{k}={_short(v)}" for k, v in drawn.items()))
+    check_output(out)
+    warn_if_compiling()
     result = simulate(resolved, seed=seed, replicate=replicate)
-    click.echo(result.summary())
+    result.provenance["invocation"] = {"scenario": scenario, "arm": arm, "patient": patient,
+                                       "settings": overrides, "precedence": ["scenario", "arm", "--set"]}
+    click.echo(result.summary_text())
     if out is not None:
-        result.write(out)
-        if not no_figures:
-            from simulator.plots import save_patient_figures
-
-            save_patient_figures(result, out)
+        result.write(out, figures=not no_figures)
         click.echo(f"wrote {out}/")
+
+
+def rerun_from_provenance(path: Path, seed: int | None, extra: tuple):
+    """The scenario, seed and replicate a ``provenance.json`` of ``run`` records."""
+    if any(value for value in extra):
+        raise UsageProblem(f"{path}: a provenance file is rerun as recorded; drop --arm, --patient and --set")
+    try:
+        provenance = json.loads(path.read_text())
+        recorded = provenance["scenario"], provenance["seed"], provenance["replicate"]
+    except FileNotFoundError:
+        raise UsageProblem(f"scenario: no file '{path}'") from None
+    except (ValueError, KeyError, TypeError):
+        raise UsageProblem(f"{path}: not the provenance.json of a run (needs scenario, seed and replicate)") from None
+    scenario, recorded_seed, replicate = recorded
+    return load_scenario(scenario), recorded_seed if seed is None else seed, int(replicate)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @main.command()
@@ -97,7 +269,13 @@ def run(scenario: str, seed: int | None, replicate: int, out: Path | None, assig
 @friendly_errors
 def validate(scenario: str, assignments: tuple[str, ...]) -> None:
     """Check a scenario file; print 'ok' or one line naming what is wrong."""
-    resolved = load_scenario(scenario, parse_overrides(assignments))
+    from simulator.cohort import arm_layers, check_layers, with_settings
+
+    base = load_source(scenario)
+    overrides = parse_overrides(assignments)
+    check_setting_paths(base, overrides)
+    resolved, user = with_settings(base, overrides)
+    check_layers(resolved, arm_layers(resolved, None, user))
     click.echo(f"ok: {resolved.id} ({len(resolved.clones)} clone types, {len(resolved.lesions)} lesions)")
 
 
@@ -107,34 +285,34 @@ def validate(scenario: str, assignments: tuple[str, ...]) -> None:
 @click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes (results do not depend on it).")
 @click.option("--arm", "arms", multiple=True, help="Arm to run (repeat; default: every arm of the scenario).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for tables, figures and provenance.")
-@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a scenario parameter.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory for tables, figures and provenance (replaced whole).")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
+              help="Override a parameter in every arm (wins over the arm's settings and the draws).")
 @click.option("--compare-reference", is_flag=True, help="Print observed metrics beside the scenario's published ranges.")
 @click.option("--keep-trajectories", is_flag=True, help="Keep every patient's full result in memory (costly).")
 @click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
 @friendly_errors
 def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference, keep_trajectories, no_figures):
-    """Simulate a virtual cohort of SCENARIO, in every arm, and summarise it."""
+    """Simulate a virtual cohort of SCENARIO (default: egfr-first-line-gefitinib), in every arm,
+    and summarise it."""
     from simulator.cohort import run_cohort
 
-    resolved = load_scenario(scenario, parse_overrides(assignments))
+    base = load_source(scenario)
+    overrides = parse_overrides(assignments)
+    check_setting_paths(base, overrides)
     if n <= 0:
         raise UsageProblem(f"-n: must be > 0, got {n}")
     if workers <= 0:
         raise UsageProblem(f"--workers: must be > 0, got {workers}")
-    if seed is not None and seed < 0:
-        raise UsageProblem(f"--seed: must be >= 0, got {seed}")
-    if out is not None:
-        prepare_output_directory(out)
-    result = run_cohort(resolved, n=n, seed=seed, workers=workers, arms=list(arms) or None,
-                        progress=sys.stderr.isatty(), keep_results=keep_trajectories)
+    _check_seed(seed)
+    check_output(out)
+    warn_if_compiling()
+    result = run_cohort(base, n=n, seed=seed, workers=workers, arms=list(arms) or None,
+                        progress=sys.stderr.isatty(), keep_results=keep_trajectories, settings=overrides)
     click.echo(format_cohort(result, compare_reference))
     if out is not None:
-        result.write(out)
-        if not no_figures:
-            from simulator.plots import save_cohort_figures
-
-            save_cohort_figures(result.endpoints, result.events, out)
+        result.write(out, figures=not no_figures)
         click.echo(f"wrote {out}/")
 
 
@@ -177,7 +355,8 @@ def format_cohort(result, compare_reference: bool) -> str:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (default: a local cluster).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Sweep directory (rerun to resume).")
-@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a scenario parameter.")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
+              help="Override a parameter at every point (wins over the arm's settings; --grid wins over it).")
 @click.option("--dry-run", is_flag=True, help="Print points, simulations and an estimated time; run nothing.")
 @friendly_errors
 def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, executor, scheduler,
@@ -185,22 +364,30 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
     """Sweep scenario parameters: partitioned Parquet, resumable, local or on Dask."""
     from simulator import sweep as sw
 
-    resolved = load_scenario(scenario, parse_overrides(assignments))
+    base = load_source(scenario)
+    overrides = parse_overrides(assignments)
+    check_setting_paths(base, overrides)
     if workers <= 0:
         raise UsageProblem(f"--workers: must be > 0, got {workers}")
     if points is not None and grid:
         raise UsageProblem("--points: give either --grid or --points, not both")
+    scales = {}
     if points is not None:
         table = sw.points_from_csv(points)
     else:
-        parsed = {}
+        parsed, texts = {}, {}
         for assignment in grid:
             path, separator, values = assignment.partition("=")
             if not separator or not path.strip():
                 raise UsageProblem(f"--grid: expected PATH=VALUES, got '{assignment}'")
+            if path.strip() in parsed:
+                raise UsageProblem(f"--grid {path.strip()}: given twice; give each parameter once")
             parsed[path.strip()] = sw.parse_values(path.strip(), values)
+            texts[path.strip()] = values
+        check_setting_paths(base, parsed, "--grid")
         table = sw.grid_points(parsed, sample, sample_seed)
-    plan = sw.plan_sweep(resolved, table, replicates, list(arms) or None, seed)
+        scales = sw.grid_scales(texts)
+    plan = sw.plan_sweep(base, table, replicates, list(arms) or None, seed, settings=overrides, scales=scales)
     if dry_run:
         seconds = sw.estimate_seconds(plan, workers)
         click.echo(f"{len(plan.points)} points x {plan.replicates} patients x {len(plan.arms)} arm(s) "
@@ -210,6 +397,8 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
         return
     if out is None:
         raise UsageProblem("--out: a sweep needs an output directory (or use --dry-run)")
+    check_output(out, marker="manifest.json")
+    warn_if_compiling()
     try:
         result = sw.execute_sweep(plan, out, executor, workers, scheduler, progress=sys.stderr.isatty())
     except KeyboardInterrupt:
@@ -223,14 +412,18 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
 
 @main.command(name="plot-sweep")
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--endpoint", default="median_pfs_months", show_default=True,
-              help="Column of the summary: median_pfs_months, median_os_months, objective_response, ...")
+@click.option("--endpoint", default="rmst_pfs_months", show_default=True,
+              help="Numeric column of the summary: rmst_pfs_months, median_pfs_months, progressed_by_12_months, "
+                   "mean_months_on_LINE, first_rebiopsy_MECHANISM, ...")
 @click.option("--x", "x", default=None, help="Parameter on the x axis (default: the first).")
-@click.option("--y", "y", default=None, help="Second parameter: draw a heatmap.")
+@click.option("--y", "y", default=None, help="Second parameter: draw a heatmap of the endpoint over x and y.")
+@click.option("--arm", default=None, help="Arm of the heatmap (default: the first); lines show every arm.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG file (default: DIRECTORY/sweep-ENDPOINT.png).")
 @friendly_errors
-def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | None, out: Path | None) -> None:
-    """Draw a sweep's endpoint against one parameter (with CI bands) or two (heatmap)."""
+def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | None, arm: str | None,
+                       out: Path | None) -> None:
+    """Draw a sweep's endpoint against one parameter (one line per arm and value of the other
+    parameters, with CI bands where there are some) or, with --y, a heatmap over two."""
     import pandas as pd
 
     from simulator.plots import plot_sweep
@@ -239,17 +432,34 @@ def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | N
     if not summary_path.exists():
         raise UsageProblem(f"DIRECTORY: no summary.parquet in '{directory}'; run the sweep to the end first")
     summary = pd.read_parquet(summary_path)
-    figure = plot_sweep(summary, endpoint=endpoint, x=x, y=y)
+    manifest_path = directory / "manifest.json"
+    scales = json.loads(manifest_path.read_text()).get("scales", {}) if manifest_path.exists() else {}
     target = out or directory / f"sweep-{endpoint}.png"
-    figure.savefig(target, dpi=120, bbox_inches="tight")
+    check_file_target(target)
+    figure = plot_sweep(summary, endpoint=endpoint, x=x, y=y, arm=arm, scales=scales)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
+    try:
+        figure.savefig(partial, dpi=120, bbox_inches="tight")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     click.echo(f"wrote {target}")
+
+
+def check_file_target(target: Path) -> None:
+    """A picture goes into an existing, writable directory; refuse anything else up front."""
+    folder = target.absolute().parent
+    if target.is_dir():
+        raise UsageProblem(f"--out: '{target}' is a directory; give a file name such as '{target / 'sweep.png'}'")
+    if not folder.is_dir():
+        raise UsageProblem(f"--out: no directory '{folder}' to write '{target.name}' into")
+    if not os.access(folder, os.W_OK):
+        raise UsageProblem(f"--out: cannot write in '{folder}'")
 
 
 @main.command(name="list")
 def list_catalog() -> None:
     """List the scenario catalog: id and one-line description."""
-    from simulator.catalog import catalog_ids
-
     for scenario_id in catalog_ids():
         click.echo(f"{scenario_id:38s} {load_scenario(scenario_id).description}")
 
@@ -258,14 +468,19 @@ def list_catalog() -> None:
 @click.argument("scenario_id")
 @friendly_errors
 def show(scenario_id: str) -> None:
-    """Print a catalog scenario's description, citations and arms."""
-    scenario = load_scenario(scenario_id)
+    """Print a scenario's description, arms with their settings, and citations."""
+    scenario = load_source(scenario_id)
     click.echo(f"{scenario.id}: {scenario.description}\n")
     click.echo(scenario.long_description.strip() + "\n")
     if scenario.arms:
-        click.echo("arms:")
+        click.echo("arms (each sets these on top of the scenario; --set and --grid win over them):")
         for name, arm in scenario.arms.items():
             click.echo(f"  {name}: {arm.description}")
+            for path, value in arm.set.items():
+                was = _resolved_value(scenario, path)
+                click.echo(f"      {path} = {json.dumps(value)}   (scenario: {json.dumps(was)})")
+            if not arm.set:
+                click.echo("      (the scenario as it is)")
     if scenario.citations:
         click.echo("citations:")
         for citation in scenario.citations:

@@ -5,10 +5,22 @@ and its course from ``SeedSequence(s, spawn_key=(i,))`` (the stream ``simulate``
 replicate ``i``). Both depend on nothing but ``(s, i)``: the same patient is the same tumour in
 every arm, has the same history until the first decision that differs, and gives the same
 result whatever the number of workers.
+
+One precedence decides every parameter of a patient, later sources winning:
+
+1. the scenario, with the patient's drawn ``cohort.parameters``, subtype settings and
+   optional lesions;
+2. the arm's ``set``;
+3. settings given by the user (``--set``, the ``settings`` argument);
+4. the values of a sweep point (``--grid``).
+
+Patient parameters are drawn before any setting is applied, so a setting never changes
+which random numbers a patient gets.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.endpoints import untreated_doubling_days
-from simulator.results import CLINICAL_EVENTS, _flat
+from simulator.results import CLINICAL_EVENTS, _html_card, column_name, endpoint_columns, run_context
 from simulator.runner import simulate
 from simulator.scenario import (
     REFERENCE_METRICS,
@@ -32,7 +44,7 @@ from simulator.scenario import (
     set_path,
     validate_scenario,
 )
-from simulator.survival import logrank, median_survival, proportion_ci
+from simulator.survival import kaplan_meier, logrank, median_survival, proportion_ci
 
 DAYS_PER_MONTH = 30.4375
 DEFAULT_ARM = "default"
@@ -69,8 +81,25 @@ def patient_generator(seed: int, patient: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(patient, 1))))
 
 
-def draw_patient(resolved: dict, cohort: dict, seed: int, patient: int) -> tuple[dict, dict]:
-    """The raw scenario of one virtual patient, and the parameter values drawn for it."""
+Layer = tuple[str, dict]
+"""A source of settings and its ``{path: value}``, e.g. ``("--set", {...})``."""
+
+
+def draw_patient(resolved: dict, cohort: dict, seed: int, patient: int,
+                 layers: Sequence[Layer] = ()) -> tuple[dict, dict]:
+    """The raw scenario of one virtual patient, and the parameter values it got.
+
+    Parameters
+    ----------
+    resolved, cohort
+        The resolved scenario and its ``cohort`` section.
+    seed, patient
+        Which patient: its draws depend on nothing else.
+    layers
+        Settings applied after the draws, in order (an arm's, the user's, a sweep point's);
+        a setting of a drawn path wins, and ``drawn`` then reports the value used. Settings
+        under an optional lesion the patient does not have are skipped.
+    """
     raw = patient_raw(resolved)
     rng = patient_generator(seed, patient)
     subtype = _draw_subtype(cohort, rng)
@@ -87,14 +116,23 @@ def draw_patient(resolved: dict, cohort: dict, seed: int, patient: int) -> tuple
         set_path(raw, path, value)
         if path in drawn:
             drawn[path] = value
+    absent = []
     for lesion, probability in cohort["optional_lesions"].items():
         present = bool(rng.random() < probability)
         drawn[f"has_{lesion}"] = present
         if not present:
+            absent.append(f"lesions.{lesion}.")
             del raw["lesions"][lesion]
             raw["scheduled_local_therapy"] = [
                 item for item in raw["scheduled_local_therapy"] if item["lesion"] != lesion
             ]
+    for _, settings in layers:
+        for path, value in settings.items():
+            if path.startswith(tuple(absent)):
+                continue
+            set_path(raw, path, value)
+            if path in drawn:
+                drawn[path] = value
     return raw, drawn
 
 
@@ -114,23 +152,40 @@ class CohortResult:
     """Endpoints of every (patient, arm), clinical events, and the scenario they came from.
 
     ``endpoints`` has one row per patient and arm: the endpoints of
-    :func:`simulator.endpoints.patient_endpoints` plus the parameters drawn for the patient.
-    ``events`` holds the clinical events (progression, biopsies, lines, holidays, local
-    therapy, death) of every patient and arm. ``results`` holds full patient results only when
-    asked for (``keep_results=True``), as they cost memory.
+    :func:`simulator.endpoints.patient_endpoints` (``mechanisms_at_progression`` a list, time
+    on each line as ``days_on_LINE``) plus the parameters drawn for the patient. ``events``
+    holds the clinical events (progression, biopsies, lines, holidays, local therapy, death)
+    of every patient and arm. ``results`` holds full patient results only when asked for
+    (``keep_results=True``), as they cost memory. ``layers`` are the settings each arm
+    applied on top of the scenario, in order.
     """
 
     scenario: Scenario
     arms: list[str]
     seed: int
-    endpoints: pd.DataFrame
-    events: pd.DataFrame
+    endpoints: pd.DataFrame = field(repr=False)
+    events: pd.DataFrame = field(repr=False)
     results: dict = field(default_factory=dict, repr=False)
+    layers: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        patients = self.endpoints["patient"].nunique() if len(self.endpoints) else 0
+        return (f"CohortResult(scenario={self.scenario.id!r}, arms={self.arms}, patients={patients}, "
+                f"seed={self.seed})")
+
+    def _repr_html_(self) -> str:
+        from simulator.plots import km_plot
+
+        table = self.summary().set_index("arm").T
+        return _html_card(repr(self), table, lambda: km_plot(self.endpoints, "pfs_days", "progressed"))
 
     def summary(self) -> pd.DataFrame:
-        """One row per arm: medians with 95% CIs, response, early progression, mechanisms."""
-        return pd.DataFrame([arm_summary(self.endpoints[self.endpoints["arm"] == arm], arm)
-                             for arm in self.arms])
+        """One row per arm (see :func:`arm_summary`): medians with 95% CIs, restricted means,
+        response, progression by 3, 6 and 12 months, time on each line, mechanisms."""
+        horizon = follow_up_days(self.scenario)
+        mechanisms = self.scenario.mechanisms
+        return pd.DataFrame([arm_summary(self.endpoints[self.endpoints["arm"] == arm], arm, horizon,
+                                         mechanisms) for arm in self.arms])
 
     def comparisons(self) -> pd.DataFrame:
         """Each arm against the first: differences in medians, hazard ratio, log-rank p and
@@ -155,74 +210,145 @@ class CohortResult:
                              "description": REFERENCE_METRICS[metric]})
         return pd.DataFrame(rows)
 
-    def write(self, directory) -> None:
+    def provenance(self) -> dict:
+        """Versions, command line, time, commit, seed, the scenario and each arm's settings
+        in the order they were applied."""
+        return {**run_context(), "seed": self.seed, "arms": self.arms,
+                "patients": int(self.endpoints["patient"].nunique()),
+                "settings": {arm: [{"source": source, "set": settings} for source, settings in layers]
+                             for arm, layers in self.layers.items()},
+                "scenario": scenario_to_dict(self.scenario)}
+
+    def write(self, directory, figures: bool = True) -> None:
+        """Write the tables, ``provenance.json`` and, with ``figures``, Kaplan-Meier curves and
+        a swimmer plot, replacing an earlier result in ``directory`` whole."""
         from simulator.results import write_atomically
 
-        tables = {"endpoints": _parquet_ready(self.endpoints), "events": self.events,
-                  "summary": self.summary()}
+        tables = {"endpoints": self.endpoints, "events": self.events, "summary": self.summary()}
         if len(self.arms) > 1:
             tables["comparisons"] = self.comparisons()
         if self.scenario.reference:
             tables["reference"] = self.compare_reference()
-        write_atomically(directory, tables, {
-            "seed": self.seed, "arms": self.arms, "patients": int(self.endpoints["patient"].nunique()),
-            "scenario": scenario_to_dict(self.scenario),
-            **_versions(),
-        })
+
+        def draw(staging) -> None:
+            from simulator.plots import save_cohort_figures
+
+            save_cohort_figures(self.endpoints, self.events, staging)
+
+        write_atomically(directory, tables, self.provenance(), draw if figures else None)
 
 
-def _versions() -> dict:
-    import numba
-
-    import simulator
-
-    return {"simulator_version": simulator.__version__, "numpy_version": np.__version__,
-            "numba_version": numba.__version__}
+# Sections about the cohort as a whole; settings of these change the scenario, not a patient.
+SCENARIO_LEVEL = ("cohort", "arms", "reference")
 
 
-def _parquet_ready(table: pd.DataFrame) -> pd.DataFrame:
-    table = table.copy()
-    for column in table.columns:
-        if table[column].dtype == object:
-            table[column] = table[column].map(_flat)
-    return table
+def with_settings(scenario: Scenario, settings: dict | None) -> tuple[Scenario, list[Layer]]:
+    """The scenario with user ``settings`` applied (so its seed, duration and cohort are
+    the effective ones), and the layer that re-applies them to each patient after its arm's
+    settings and draws, so they win over both."""
+    if not settings:
+        return scenario, []
+    from simulator.scenario import load_scenario
+
+    updated = load_scenario(scenario_to_dict(scenario), dict(settings))
+    per_patient = {path: value for path, value in settings.items() if path.split(".")[0] not in SCENARIO_LEVEL}
+    return updated, [("--set", per_patient)] if per_patient else []
 
 
-def arm_scenarios(scenario: Scenario, arms: Sequence[str] | None) -> dict[str, dict]:
-    """The resolved scenario of each requested arm (all arms, or the scenario as is)."""
-    resolved = scenario_to_dict(scenario)
+def follow_up_days(scenario: Scenario) -> float:
+    """Days from the start of therapy to the end of the run: the longest any patient is
+    followed, and the horizon of restricted means."""
+    return float(scenario.simulation.duration_days - scenario.therapy.start_day)
+
+
+def default_arm(scenario: Scenario) -> str:
+    """The arm run when none is named: the scenario's first, else ``default``."""
+    return next(iter(scenario.arms), DEFAULT_ARM)
+
+
+def arm_layers(scenario: Scenario, arms: Sequence[str] | None,
+               settings: Sequence[Layer] = ()) -> dict[str, list[Layer]]:
+    """The settings of each requested arm (all arms by default), each followed by
+    ``settings``: the arm's first, so later sources win."""
     if not arms:
         arms = list(scenario.arms) or [DEFAULT_ARM]
     out = {}
     for arm in arms:
-        raw = {key: value for key, value in resolved.items()}
         if arm == DEFAULT_ARM and arm not in scenario.arms:
-            out[arm] = raw
+            out[arm] = list(settings)
             continue
         if arm not in scenario.arms:
             known = list(scenario.arms) or ["(none defined)"]
-            raise ScenarioError(f"--arm: unknown arm '{arm}'; allowed: {', '.join(known)}")
-        raw = patient_raw(resolved) | {"cohort": resolved["cohort"]}
-        for path, value in scenario.arms[arm].set.items():
-            set_path(raw, path, value)
-        out[arm] = raw
+            close = difflib.get_close_matches(arm, list(scenario.arms), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ScenarioError(f"--arm: unknown arm '{arm}'{hint}; allowed: {', '.join(known)}")
+        out[arm] = [(f"arms.{arm}.set", dict(scenario.arms[arm].set)), *settings]
     return out
+
+
+def check_layers(scenario: Scenario, layers_by_arm: dict[str, list[Layer]]) -> None:
+    """Refuse, before anything runs, settings that make an arm's patient scenario invalid
+    (drawn parameters aside: each patient is checked as it is drawn)."""
+    resolved = scenario_to_dict(scenario)
+    for arm, layers in layers_by_arm.items():
+        raw = patient_raw(resolved)
+        for source, settings in layers:
+            for path, value in settings.items():
+                set_path(raw, path, value)
+            try:
+                validate_scenario(raw)
+            except ScenarioError as error:
+                where = "" if arm == DEFAULT_ARM else f" (arm '{arm}')"
+                raise ScenarioError(f"{source}: {error}{where}") from None
+
+
+def patient_scenario(scenario: Scenario, arm: str | None = None, patient: int | None = None,
+                     seed: int | None = None, settings: dict | None = None) -> tuple[Scenario, dict]:
+    """The scenario of one patient in one arm, exactly as :func:`run_cohort` simulates it.
+
+    Parameters
+    ----------
+    arm
+        An arm of the scenario (default: its first, if it has arms).
+    patient, seed
+        Draw the cohort's parameters for this patient of ``seed`` (default: the scenario's);
+        without ``patient``, the scenario's own values are used.
+    settings
+        ``{path: value}`` applied after the arm's settings.
+
+    Returns
+    -------
+    (Scenario, dict)
+        The patient's scenario and the values drawn for it (empty without ``patient``).
+    """
+    scenario, user = with_settings(scenario, settings)
+    arm = default_arm(scenario) if arm is None else arm
+    layers = arm_layers(scenario, [arm], user)[arm]
+    check_layers(scenario, {arm: layers})
+    resolved = scenario_to_dict(scenario)
+    if patient is None:
+        raw = patient_raw(resolved)
+        for _, values in layers:
+            for path, value in values.items():
+                set_path(raw, path, value)
+        return validate_scenario(raw), {}
+    seed = scenario.simulation.seed if seed is None else int(seed)
+    raw, drawn = draw_patient(resolved, resolved["cohort"], seed, patient, layers)
+    return validate_scenario(raw), drawn
 
 
 def _simulate_patients(task) -> tuple[list[dict], list[pd.DataFrame], dict]:
     """Worker: every arm of a chunk of patients (module level so processes can run it)."""
-    arm_raws, seed, patients, keep_results = task
+    resolved, layers_by_arm, seed, patients, keep_results = task
+    lines = list(resolved["therapy"]["lines"])
     rows, events, kept = [], [], {}
     for patient in patients:
-        for arm, raw in arm_raws.items():
-            scenario_raw, drawn = draw_patient(raw, raw["cohort"], seed, patient)
+        for arm, layers in layers_by_arm.items():
+            scenario_raw, drawn = draw_patient(resolved, resolved["cohort"], seed, patient, layers)
             scenario = validate_scenario(scenario_raw)
             result = simulate(scenario, seed=seed, replicate=patient, keep_trajectory=keep_results)
-            row = {"patient": patient, "arm": arm, **result.endpoints,
-                   "untreated_doubling_days": untreated_doubling_days(scenario), **drawn}
-            row["mechanisms_at_progression"] = ";".join(row["mechanisms_at_progression"])
-            row["time_on_line"] = _flat(row["time_on_line"])
-            rows.append(row)
+            rows.append({"patient": patient, "arm": arm, **endpoint_columns(result.endpoints, lines),
+                         "untreated_doubling_days": untreated_doubling_days(scenario), **drawn})
             clinical = result.events[result.events["kind"].isin(CLINICAL_EVENTS)]
             events.append(clinical[["time", "kind", "lesion", "detail", "value"]]
                           .assign(patient=patient, arm=arm))
@@ -233,7 +359,7 @@ def _simulate_patients(task) -> tuple[list[dict], list[pd.DataFrame], dict]:
 
 def run_cohort(scenario: Scenario, n: int, seed: int | None = None, workers: int = 1,
                arms: Sequence[str] | None = None, progress: bool = False,
-               keep_results: bool = False, start: int = 0) -> CohortResult:
+               keep_results: bool = False, start: int = 0, settings: dict | None = None) -> CohortResult:
     """Simulate ``n`` virtual patients (``start`` .. ``start + n - 1``) in every arm.
 
     Parameters
@@ -249,16 +375,22 @@ def run_cohort(scenario: Scenario, n: int, seed: int | None = None, workers: int
         Show a progress bar (patients done, rate, time left).
     keep_results
         Keep every full :class:`PatientResult` (memory grows with ``n``).
+    settings
+        ``{path: value}`` applied after each arm's settings, so they win over the arm's and
+        over drawn parameters (see the module's precedence).
     """
     if n <= 0:
         raise ValueError(f"n: must be > 0, got {n}")
     if workers <= 0:
         raise ValueError(f"workers: must be > 0, got {workers}")
+    scenario, user = with_settings(scenario, settings)
+    layers_by_arm = arm_layers(scenario, arms, user)
+    check_layers(scenario, layers_by_arm)
     seed = scenario.simulation.seed if seed is None else int(seed)
-    arm_raws = arm_scenarios(scenario, arms)
+    resolved = scenario_to_dict(scenario)
     patients = list(range(start, start + n))
     chunks = _chunks(patients, workers)
-    tasks = [(arm_raws, seed, chunk, keep_results) for chunk in chunks]
+    tasks = [(resolved, layers_by_arm, seed, chunk, keep_results) for chunk in chunks]
     rows, events, kept = [], [], {}
     for chunk_rows, chunk_events, chunk_kept in _map(tasks, workers, progress, [len(c) for c in chunks]):
         rows += chunk_rows
@@ -266,8 +398,8 @@ def run_cohort(scenario: Scenario, n: int, seed: int | None = None, workers: int
         kept.update(chunk_kept)
     endpoints = pd.DataFrame(rows)
     events_table = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
-    return CohortResult(scenario=scenario, arms=list(arm_raws), seed=seed, endpoints=endpoints,
-                        events=events_table, results=kept)
+    return CohortResult(scenario=scenario, arms=list(layers_by_arm), seed=seed, endpoints=endpoints,
+                        events=events_table, results=kept, layers=layers_by_arm)
 
 
 def _chunks(patients: list[int], workers: int) -> list[list[int]]:
@@ -302,26 +434,78 @@ def _quiet_worker() -> None:
 # --- summaries ------------------------------------------------------------------------------
 
 
-def arm_summary(table: pd.DataFrame, arm: str) -> dict:
+def first_findings(mechanisms: pd.Series) -> pd.Series:
+    """What each patient's first re-biopsy found (``'T790M+MET amplification'``, ``'none'``),
+    for the patients who had one; ``mechanisms`` holds lists (or arrays read from Parquet)."""
+    found = mechanisms[mechanisms.map(len) > 0]
+    return found.map(lambda findings: str(findings[0]))
+
+
+def restricted_mean(time, event, horizon: float) -> float:
+    """Restricted mean survival time: the area under the Kaplan-Meier curve up to ``horizon``
+    (same unit as ``time``). It moves smoothly with the survival times, where a median jumps
+    from one visit to the next."""
+    table = kaplan_meier(time, event)
+    starts = table["time"].to_numpy()
+    ends = np.append(starts[1:], np.inf)
+    widths = np.clip(np.minimum(ends, horizon) - starts, 0.0, None)
+    return float(np.sum(table["survival"].to_numpy() * widths))
+
+
+def progressed_by(table: pd.DataFrame, months: float, horizon_days: float) -> float:
+    """Fraction with the PFS event within ``months`` (NaN beyond the follow-up, where it is
+    not observed)."""
+    days = months * DAYS_PER_MONTH
+    if days > horizon_days or not len(table):
+        return math.nan
+    return float((table["progressed"] & (table["pfs_days"] <= days)).mean())
+
+
+def arm_summary(table: pd.DataFrame, arm: str, horizon_days: float | None = None,
+                mechanisms: Sequence[str] | None = None) -> dict:
+    """One arm's endpoints.
+
+    Medians of PFS and OS (months, Kaplan-Meier, 95% CI; NaN when not reached) and endpoints
+    that vary smoothly across a sweep: restricted mean PFS and OS up to ``horizon_days``
+    (months; default: the longest follow-up), the fraction progressed by 3, 6 and 12 months,
+    mean months on each line (from the ``days_on_LINE`` columns), and for each resistance
+    mechanism (default: those found) the fraction of all patients whose first re-biopsy
+    found it (``first_rebiopsy_MECHANISM``; ``first_rebiopsy_none``: a biopsy found none).
+    """
+    if horizon_days is None:
+        horizon_days = float(table["end_days"].max()) if len(table) else 0.0
     pfs = median_survival(table["pfs_days"] / DAYS_PER_MONTH, table["progressed"])
     os_ = median_survival(table["os_days"] / DAYS_PER_MONTH, table["died"])
     response = proportion_ci(int(table["best_response"].isin(["CR", "PR"]).sum()), len(table))
-    early = observed_metric("progressed_by_3_months", table)
-    first = table.loc[table["mechanisms_at_progression"] != "", "mechanisms_at_progression"]
-    first = first.str.split(";").str[0]
-    return {
+    first = first_findings(table["mechanisms_at_progression"])
+    summary = {
         "arm": arm,
         "patients": len(table),
         "median_pfs_months": pfs[0], "pfs_ci_low": pfs[1], "pfs_ci_high": pfs[2],
         "median_os_months": os_[0], "os_ci_low": os_[1], "os_ci_high": os_[2],
+        "rmst_horizon_months": horizon_days / DAYS_PER_MONTH,
+        "rmst_pfs_months": restricted_mean(table["pfs_days"], table["progressed"], horizon_days) / DAYS_PER_MONTH,
+        "rmst_os_months": restricted_mean(table["os_days"], table["died"], horizon_days) / DAYS_PER_MONTH,
         "objective_response": response[0],
-        "progressed_by_3_months": early[0],
+        "progressed_by_3_months": progressed_by(table, 3, horizon_days),
+        "progressed_by_6_months": progressed_by(table, 6, horizon_days),
+        "progressed_by_12_months": progressed_by(table, 12, horizon_days),
         "mechanisms_at_first_progression": ", ".join(
             f"{name} {count / len(first):.0%}" for name, count in first.value_counts().items()
         ) if len(first) else "",
         "local_therapies_per_patient": float(table["local_therapies"].mean()),
         "median_relative_dose": float(table["relative_dose"].median()),
     }
+    for column in [c for c in table.columns if c.startswith("days_on_")]:
+        line = column.removeprefix("days_on_")
+        summary[f"mean_months_on_{line}"] = float(table[column].mean()) / DAYS_PER_MONTH
+    findings = first.str.split("+")
+    if mechanisms is None:
+        mechanisms = sorted({m for found in findings for m in found} - {"none"})
+    for name in [*mechanisms, "none"]:
+        hits = int(findings.map(lambda found, name=name: name in found).sum()) if len(findings) else 0
+        summary[f"first_rebiopsy_{column_name(name)}"] = hits / len(table) if len(table) else math.nan
+    return summary
 
 
 def compare_arms(endpoints: pd.DataFrame, reference: str, arm: str, endpoint: str, event: str) -> dict:
@@ -359,8 +543,7 @@ def observed_metric(metric: str, table: pd.DataFrame) -> tuple[float, float, flo
         early = table["progressed"] & (table["pfs_days"] <= 3 * DAYS_PER_MONTH)
         return proportion_ci(int(early.sum()), n)
     if metric == "t790m_at_progression":
-        first = table.loc[table["mechanisms_at_progression"] != "", "mechanisms_at_progression"]
-        first = first.str.split(";").str[0]
+        first = first_findings(table["mechanisms_at_progression"])
         return proportion_ci(int(first.str.split("+").apply(lambda m: "T790M" in m).sum()), len(first))
     if metric == "doubling_time_days":
         values = table["untreated_doubling_days"].to_numpy()

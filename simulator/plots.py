@@ -735,12 +735,17 @@ def _stagger(times: Sequence[float], texts: Sequence[str], span: float,
 
 def _label_detections(ax: Axes, visits: pd.DataFrame, colours: dict, span: float) -> None:
     """Name each resistance mechanism where ctDNA first detects it."""
+    from simulator.results import column_name
+
+    # Columns name mechanisms in column form ('MET_amplification'); colours know the labels.
+    labels = {column_name(name): name for name in colours}
     found = []
     for column in [c for c in visits.columns if c.startswith("detected_")]:
         hits = visits[visits[column].astype(bool)]
         if len(hits):
+            short = column[len("detected_"):]
             found.append((float(hits["time"].iloc[0]), float(hits["ctdna_copies"].iloc[0]),
-                          column[len("detected_"):]))
+                          labels.get(short, short)))
     levels = _stagger([t for t, _, _ in found], [f"{m} found" for _, _, m in found], span)
     for (time, copies, mechanism), (level, flip) in zip(found, levels):
         ax.annotate(f"{mechanism} found", (time, copies), xytext=(time, 0.95 - 0.16 * level),
@@ -1075,62 +1080,137 @@ _CI_COLUMNS = {
 }
 
 
-def plot_sweep(summary: pd.DataFrame, endpoint: str = "median_pfs_months", x: str | None = None,
-               y: str | None = None, ax=None):
-    """A sweep's endpoint against one parameter (one line per arm, 95% CI band where the
-    summary has one), or a heatmap over two parameters (first arm).
+_NOT_PARAMETERS = ("point", "arm", "patients")
 
-    ``summary`` is a sweep's ``summary.parquet``; parameters are its ``param:PATH`` columns and
-    ``x``/``y`` may be given with or without the ``param:`` prefix.
-    """
-    parameters = [c for c in summary.columns if c.startswith("param:")]
+
+def sweep_endpoints(summary: pd.DataFrame) -> list[str]:
+    """The numeric endpoint columns of a sweep summary (what ``plot_sweep`` can draw)."""
+    return [c for c in summary.columns if not c.startswith("param:") and c not in _NOT_PARAMETERS
+            and pd.api.types.is_numeric_dtype(summary[c]) and not pd.api.types.is_bool_dtype(summary[c])]
+
+
+def _check_endpoint(summary: pd.DataFrame, endpoint: str) -> None:
+    numeric = sweep_endpoints(summary)
     if endpoint not in summary.columns:
-        numeric = [c for c in summary.columns if c not in parameters and c not in ("point", "arm")
-                   and pd.api.types.is_numeric_dtype(summary[c])]
         raise ValueError(f"--endpoint: unknown '{endpoint}'; allowed: {', '.join(numeric)}")
+    if endpoint not in numeric:
+        raise ValueError(f"--endpoint: '{endpoint}' is not a number at each point; allowed: {', '.join(numeric)}")
+    if summary[endpoint].isna().all():
+        raise ValueError(f"--endpoint: '{endpoint}' has no value at any point (a median never reached?); "
+                         "try rmst_pfs_months or progressed_by_12_months")
+
+
+def plot_sweep(summary: pd.DataFrame, endpoint: str = "rmst_pfs_months", x: str | None = None,
+               y: str | None = None, ax=None, arm: str | None = None, scales: dict | None = None):
+    """A sweep's endpoint against one parameter, or a heatmap over two (only when ``y`` is
+    given).
+
+    Parameters
+    ----------
+    summary
+        A sweep's ``summary.parquet``: parameters are its ``param:PATH`` columns.
+    endpoint
+        A numeric column; a point without a value (a median not reached) is marked by a
+        hollow triangle at the top of the axes, or ``n.r.`` in a heatmap cell.
+    x, y
+        Parameters (with or without ``param:``); ``x`` defaults to the first. A line plot
+        draws one line per arm and per value of the other parameters, with the 95% CI band
+        of medians.
+    arm
+        The arm of a heatmap (default: the first); a line plot draws every arm.
+    scales
+        ``{path: "log" | "linear"}`` (a sweep manifest's ``scales``): a ``log`` parameter gets
+        a log axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_endpoint(summary, endpoint)
+    parameters = [c for c in summary.columns if c.startswith("param:")]
     if not parameters:
         raise ValueError("summary: no parameter columns (param:PATH)")
 
-    def column(name: str | None, default: str) -> str:
-        if name is None:
-            return default
+    def column(name: str) -> str:
         full = name if name.startswith("param:") else f"param:{name}"
         if full not in parameters:
             raise ValueError(f"--x/--y: unknown parameter '{name}'; allowed: "
                              + ", ".join(p.removeprefix("param:") for p in parameters))
         return full
 
-    x_column = column(x, parameters[0])
+    x_column = column(x) if x is not None else parameters[0]
+    y_column = column(y) if y is not None else None
+    if y_column == x_column:
+        raise ValueError(f"--y: must differ from --x (both '{x_column.removeprefix('param:')}')")
+    scales = scales or {}
     if ax is None:
         figure = _new_figure(7, 4.5)
         ax = figure.add_subplot()
     else:
         figure = ax.figure
+    if y_column is not None:
+        _sweep_heatmap(ax, summary, endpoint, x_column, y_column, arm)
+    else:
+        _sweep_lines(ax, summary, endpoint, x_column, [p for p in parameters if p != x_column])
+        if scales.get(x_column.removeprefix("param:")) == "log":
+            ax.set_xscale("log")
+            # Label the grid's own values: a narrow log range has no decade to label.
+            values = sorted(summary[x_column].dropna().unique())
+            ax.minorticks_off()
+            ax.set_xticks(values, [f"{v:.3g}" for v in values])
+    return figure
+
+
+def _sweep_lines(ax: Axes, summary: pd.DataFrame, endpoint: str, x_column: str, others: list[str]) -> None:
     label = endpoint.replace("_", " ")
-    if y is None and len(parameters) > 1 and x is None:
-        y = parameters[1]
-    if y is not None:
-        y_column = column(y, parameters[1])
-        first = summary[summary["arm"] == summary["arm"].iloc[0]]
-        grid = first.pivot_table(index=y_column, columns=x_column, values=endpoint, aggfunc="mean")
-        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(grid.shape[1]), [f"{v:.3g}" for v in grid.columns], rotation=45)
-        ax.set_yticks(range(grid.shape[0]), [f"{v:.3g}" for v in grid.index])
-        ax.set_xlabel(x_column.removeprefix("param:"))
-        ax.set_ylabel(y_column.removeprefix("param:"))
-        figure.colorbar(image, ax=ax, label=label)
-        ax.set_title(f"{label} ({first['arm'].iloc[0]})")
-        return figure
-    for arm, rows in summary.groupby("arm", sort=False):
+    low, high = _CI_COLUMNS.get(endpoint, (None, None))
+    missing_shown = False
+    for keys, rows in summary.groupby(["arm", *others], sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        name = ", ".join([str(keys[0])] + [f"{p.removeprefix('param:')}={v:.3g}" if isinstance(v, float)
+                                            else f"{p.removeprefix('param:')}={v}" for p, v in zip(others, keys[1:])])
         rows = rows.sort_values(x_column)
-        line, = ax.plot(rows[x_column], rows[endpoint], marker="o", label=str(arm))
-        low, high = _CI_COLUMNS.get(endpoint, (None, None))
+        line, = ax.plot(rows[x_column], rows[endpoint], marker="o", label=name)
         if low in rows.columns:
             ax.fill_between(rows[x_column], rows[low], rows[high], color=line.get_color(), alpha=0.2,
                             linewidth=0)
+        missing = rows[rows[endpoint].isna()]
+        if len(missing):
+            ax.plot(missing[x_column], [0.97] * len(missing), linestyle="none", marker="^", markersize=8,
+                    markerfacecolor="none", color=line.get_color(), transform=ax.get_xaxis_transform(),
+                    label=None if missing_shown else "no value (not reached)")
+            missing_shown = True
     ax.set_xlabel(x_column.removeprefix("param:"))
     ax.set_ylabel(label)
     ax.set_title(f"{label} across the sweep" + (" (95% CI)" if endpoint in _CI_COLUMNS else ""))
     ax.grid(alpha=0.3)
-    ax.legend(title="arm", frameon=False)
-    return figure
+    ax.legend(title="arm", frameon=False, fontsize=8)
+
+
+def _sweep_heatmap(ax: Axes, summary: pd.DataFrame, endpoint: str, x_column: str, y_column: str,
+                   arm: str | None) -> None:
+    arms = list(dict.fromkeys(summary["arm"]))
+    arm = arms[0] if arm is None else arm
+    if arm not in arms:
+        raise ValueError(f"--arm: no arm '{arm}' in the sweep; allowed: {', '.join(map(str, arms))}")
+    rows = summary[summary["arm"] == arm]
+    values = rows.pivot_table(index=y_column, columns=x_column, values=endpoint, aggfunc="mean", dropna=False)
+    counts = rows.pivot_table(index=y_column, columns=x_column, values="patients", aggfunc="sum", dropna=False) \
+        if "patients" in rows else None
+    grid = values.to_numpy(float)
+    image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(grid.shape[1]), [f"{v:.3g}" for v in values.columns], rotation=45)
+    ax.set_yticks(range(grid.shape[0]), [f"{v:.3g}" for v in values.index])
+    finite = grid[np.isfinite(grid)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for (row, col), value in np.ndenumerate(grid):
+        n = "" if counts is None or not np.isfinite(counts.to_numpy(float)[row, col]) \
+            else f"\nn={int(counts.to_numpy(float)[row, col])}"
+        text = "n.r." if not np.isfinite(value) else f"{value:.3g}"
+        colour = "black" if np.isfinite(value) and value > middle else "white"
+        ax.text(col, row, text + n, ha="center", va="center", fontsize=7,
+                color=colour if np.isfinite(value) else "black")
+    ax.set_xlabel(x_column.removeprefix("param:"))
+    ax.set_ylabel(y_column.removeprefix("param:"))
+    ax.figure.colorbar(image, ax=ax, label=endpoint.replace("_", " "))
+    ax.set_title(f"{endpoint.replace('_', ' ')} ({arm}; n.r.: no value)")

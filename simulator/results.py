@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -76,8 +81,33 @@ class PatientResult:
         """Total cells at each record time."""
         return self.trajectory.groupby("time")["cells"].sum()
 
-    def summary(self) -> str:
-        """A short human-readable summary (final burden per lesion and clone, extinctions)."""
+    def __repr__(self) -> str:
+        ends = self.endpoints
+        return (f"PatientResult(scenario={self.provenance['scenario']['id']!r}, seed={self.provenance['seed']}, "
+                f"replicate={self.provenance['replicate']}, end_day={self.end_time:g}, "
+                f"lesions={len(self.lesions)}, pfs_days={_format_value(ends.get('pfs_days', float('nan')))}, "
+                f"os_days={_format_value(ends.get('os_days', float('nan')))})")
+
+    def summary(self) -> pd.DataFrame:
+        """One row: who this patient is (scenario, seed, replicate), its final burden and its
+        endpoints, with lists as lists and time on each line as ``days_on_LINE`` columns."""
+        final = self.trajectory[self.trajectory["time"] == self.trajectory["time"].max()]
+        lines = list(self.provenance["scenario"].get("therapy", {}).get("lines", {}))
+        row = {"scenario": self.provenance["scenario"]["id"], "seed": self.provenance["seed"],
+               "replicate": self.provenance["replicate"], "end_day": self.end_time,
+               "final_cells": int(final["cells"].sum()), "lesions_ever": len(self.lesions),
+               **endpoint_columns(self.endpoints, lines)}
+        return pd.DataFrame([row])
+
+    def _repr_html_(self) -> str:
+        from simulator.plots import burden_timeline
+
+        return _html_card(repr(self), self.summary().T.rename(columns={0: "value"}),
+                          lambda: burden_timeline(self))
+
+    def summary_text(self) -> str:
+        """A short human-readable summary (final burden per lesion and clone, extinctions),
+        then the clinical timeline: what the command line prints."""
         lines = [
             f"scenario {self.provenance['scenario']['id']}  seed {self.provenance['seed']}  "
             f"replicate {self.provenance['replicate']}  end day {self.end_time:g}",
@@ -107,10 +137,13 @@ class PatientResult:
     def timeline(self) -> str:
         """The clinical course as the clinic lived it: visits, responses and decisions."""
         entries = []
-        detected_columns = [c for c in self.visits.columns if c.startswith("detected_")]
+        mechanisms = [m for m in dict.fromkeys(self.clones["resistance"]) if m]
+        detected_columns = [f"detected_{column_name(m)}" for m in mechanisms]
+        detected_columns = [c for c in detected_columns if c in self.visits.columns]
+        label = {f"detected_{column_name(m)}": m for m in mechanisms}
         for row, detected_row in zip(self.visits.itertuples(), self.visits[detected_columns].to_numpy()):
             ctdna = "ctDNA+" if row.ctdna_positive else "ctDNA-"
-            detected = [c[len("detected_"):] for c, hit in zip(detected_columns, detected_row) if hit]
+            detected = [label[c] for c, hit in zip(detected_columns, detected_row) if hit]
             found = f" ({', '.join(detected)})" if detected else ""
             line = None if pd.isna(row.line) else row.line
             drug = "no drug" if line is None else (line if row.drug_on else f"{line} paused")
@@ -132,12 +165,14 @@ class PatientResult:
         text.append("endpoints: " + ", ".join(f"{k} {_format_value(v)}" for k, v in self.endpoints.items()))
         return "\n".join(text)
 
-    def write(self, directory: str | Path) -> Path:
-        """Write trajectory, lesions, clones and events (Parquet) and provenance (JSON).
+    def write(self, directory: str | Path, figures: bool = True) -> Path:
+        """Write the tables (Parquet), ``provenance.json`` and, with ``figures``, the PNGs.
 
-        Files are written to a temporary directory next to ``directory`` and moved into place
-        only when all are complete, so an interrupted write leaves nothing half-written.
+        Everything goes to a staging directory beside ``directory`` that replaces it whole
+        once complete (see :func:`write_atomically`): an interrupted write leaves the earlier
+        result, and a rewrite leaves no file of the earlier result behind.
         """
+        lines = list(self.provenance["scenario"].get("therapy", {}).get("lines", {}))
         tables = {
             "trajectory": self.trajectory,
             "lesions": self.lesions,
@@ -145,26 +180,143 @@ class PatientResult:
             "events": self.events,
             "visits": self.visits,
             "observations": self.observations,
-            "endpoints": pd.DataFrame([{k: _flat(v) for k, v in self.endpoints.items()}]),
+            "endpoints": pd.DataFrame([endpoint_columns(self.endpoints, lines)]),
         }
-        return write_atomically(directory, tables, self.provenance)
+
+        def draw(staging: Path) -> None:
+            from simulator.plots import save_patient_figures
+
+            save_patient_figures(self, staging)
+
+        return write_atomically(directory, tables, self.provenance, draw if figures else None)
 
 
-def write_atomically(directory: str | Path, tables: dict[str, pd.DataFrame], provenance: dict) -> Path:
-    """Write ``tables`` as Parquet and ``provenance.json`` into ``directory`` all or nothing."""
+class OutputError(ValueError):
+    """An output place that cannot be used (not creatable, not writable, foreign content)."""
+
+
+RESULT_MARKER = "provenance.json"
+
+
+def check_output_directory(directory: str | Path, marker: str = RESULT_MARKER) -> Path:
+    """Refuse, before any work, an output directory that could not be written or replaced.
+
+    ``directory`` may exist (empty, or holding an earlier result: a ``marker`` file) or not;
+    its nearest existing ancestor must be a writable directory, since results are staged
+    beside it and moved into place. Nothing is left behind by the check.
+
+    Raises
+    ------
+    OutputError
+        One line naming the directory and what is wrong.
+    """
     directory = Path(directory)
+    if directory.exists():
+        if not directory.is_dir():
+            raise OutputError(f"--out: '{directory}' exists and is not a directory")
+        if any(directory.iterdir()) and not (directory / marker).exists():
+            raise OutputError(f"--out: '{directory}' exists with other content; "
+                              "choose an empty or new directory")
+    parent = directory.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"--out: '{directory}' cannot be created: '{parent}' is not a directory")
+    try:
+        Path(tempfile.mkdtemp(prefix=".write-check.", dir=parent)).rmdir()
+    except OSError as error:
+        raise OutputError(f"--out: cannot write in '{parent}': {error.strerror or error}") from None
+    return directory
+
+
+def write_atomically(directory: str | Path, tables: dict[str, pd.DataFrame], provenance: dict,
+                     draw: Callable[[Path], object] | None = None) -> Path:
+    """Write ``tables`` (Parquet), ``provenance.json`` and what ``draw(staging)`` adds, all or
+    nothing, replacing an earlier result in ``directory`` whole.
+
+    The files go to a staging directory beside ``directory``; when all are written, an earlier
+    ``directory`` is moved aside, the staging directory takes its name and the old one is
+    deleted. On any failure the staging directory is removed and an earlier result stays.
+    """
+    check_output_directory(directory)
+    # Replace what the path names: a link's target, not the link; never the bare name '.'.
+    directory = Path(directory).resolve() if Path(directory).is_symlink() else Path(directory).absolute()
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.staging-", dir=directory.parent))
+    previous = directory.with_name(f".{directory.name}.previous-{os.getpid()}")
+    shutil.rmtree(previous, ignore_errors=True)  # left by a write killed between its two renames
     try:
         for name, table in tables.items():
-            table.to_parquet(staging / f"{name}.parquet", index=False)
-        (staging / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
-        directory.mkdir(exist_ok=True)
-        for item in staging.iterdir():
-            os.replace(item, directory / item.name)
-    finally:
+            write_table(table, staging / f"{name}.parquet")
+        if draw is not None:
+            draw(staging)
+        # Written last: a directory with provenance.json is a complete result.
+        (staging / RESULT_MARKER).write_text(json.dumps(provenance, indent=2, default=str))
+        _set_default_permissions(staging)
+        if directory.exists():
+            os.rename(directory, previous)
+        os.rename(staging, directory)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if previous.exists() and not directory.exists():
+            os.rename(previous, directory)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
     return directory
+
+
+def _set_default_permissions(path: Path) -> None:
+    # mkdtemp makes a private (0700) directory; a result should get the user's usual mode.
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Write a table as Parquet with list columns typed ``list<string>`` even when empty,
+    so every file of a data set has the same schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    for index, column in enumerate(arrow.schema):
+        if pa.types.is_list(column.type) and not pa.types.is_string(column.type.value_type):
+            arrow = arrow.set_column(index, column.name, arrow.column(index).cast(pa.list_(pa.string())))
+    pq.write_table(arrow, path)
+
+
+def column_name(label: str) -> str:
+    """A label (mechanism, line) as part of a column name: letters, digits and underscores,
+    e.g. ``'MET amplification'`` -> ``'MET_amplification'``."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", str(label)).strip("_")
+
+
+def endpoint_columns(endpoints: dict, lines: list[str]) -> dict:
+    """Endpoints as table columns: scalars as they are, ``mechanisms_at_progression`` as a
+    list, and ``time_on_line`` as one ``days_on_LINE`` column per line of the scenario (0
+    for a line never taken)."""
+    row = {key: value for key, value in endpoints.items() if key != "time_on_line"}
+    row["mechanisms_at_progression"] = list(endpoints.get("mechanisms_at_progression", []))
+    taken = endpoints.get("time_on_line", {})
+    for line in lines:
+        row[f"days_on_{column_name(line)}"] = float(taken.get(line, 0.0))
+    return row
+
+
+def _html_card(title: str, table: pd.DataFrame, draw: Callable[[], object]) -> str:
+    """A notebook card: a title, a table and a small picture (inline PNG)."""
+    from html import escape
+
+    picture = ""
+    try:
+        figure = draw()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=60, bbox_inches="tight")
+        picture = (f'<img style="max-width:480px" '
+                   f'src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"/>')
+    except Exception:  # a picture is a courtesy; the table must show even without it
+        picture = ""
+    return (f"<div><p><code>{escape(title)}</code></p>{table.to_html(max_rows=40)}{picture}</div>")
 
 
 CLINICAL_EVENTS = ["progression", "biopsy", "line_start", "therapy_exhausted", "drug_stop",
@@ -177,11 +329,6 @@ def _format_value(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
     return str(value)
-
-
-def _flat(value):
-    """Endpoints as Parquet-friendly scalars (dicts and lists become JSON text)."""
-    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def _format_table(table: pd.DataFrame) -> str:
@@ -311,8 +458,8 @@ def observation_tables(scenario: Scenario, buffers: Buffers, lesion_names):
     for index, mechanism in enumerate(scenario.mechanisms):
         with np.errstate(invalid="ignore", divide="ignore"):
             vaf = np.where(denominator > 0, copies[:, index] / denominator, 0.0)
-        visits[f"vaf_{mechanism}"] = vaf
-        visits[f"detected_{mechanism}"] = copies[:, index] >= monitoring.ctdna_min_copies
+        visits[f"vaf_{column_name(mechanism)}"] = vaf
+        visits[f"detected_{column_name(mechanism)}"] = copies[:, index] >= monitoring.ctdna_min_copies
     rows = []
     for visit in range(n_visits):
         diameters = buffers.obs_diameter[visit, : buffers.obs_lesions[visit]]
@@ -330,3 +477,44 @@ def lesion_names_of(scenario: Scenario, lesion_sites: np.ndarray) -> np.ndarray:
     named = list(scenario.lesions)
     seeded = [f"{site}#{i + 1}" for i, site in enumerate(lesion_sites[len(named):])]
     return np.array(named + seeded, dtype=object)
+
+
+def run_context() -> dict:
+    """Where a result came from: versions, the command line, the time (UTC) and, when the
+    package runs from a git checkout, its commit and whether it had local changes."""
+    import platform
+    import shlex
+    import sys
+    from datetime import datetime, timezone
+
+    import numba
+
+    import simulator
+
+    return {
+        "simulator_version": simulator.__version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "numba_version": numba.__version__,
+        "pandas_version": pd.__version__,
+        "command_line": shlex.join(sys.argv),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **_git_state(),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _git_state() -> dict:
+    import subprocess
+
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / ".git").exists():
+        return {}
+    try:
+        commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        changes = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": commit, "git_dirty": bool(changes)}

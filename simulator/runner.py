@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import simulator
 from simulator.engine import clinic as cl
 from simulator.engine.events import EVENT_BIOPSY, log_event
 from simulator.engine.kernel import (
@@ -37,7 +36,14 @@ from simulator.policy import (
     check_actions,
     lesions_seen,
 )
-from simulator.results import PatientResult, lesion_names_of, observation_tables, build_result
+from simulator.results import (
+    PatientResult,
+    build_result,
+    column_name,
+    lesion_names_of,
+    observation_tables,
+    run_context,
+)
 from simulator.scenario import Scenario, scenario_to_dict
 
 MAX_LESIONS_LIMIT = 1 << 20
@@ -201,7 +207,8 @@ class PolicyDriver:
             nadir_sum_mm=float(out.level[cl.NADIR_SLD]),
             marker=float(now["marker"]),
             ctdna_positive=bool(now["ctdna_positive"]),
-            ctdna_vaf={m: float(now[f"vaf_{m}"]) if now[f"detected_{m}"] else 0.0 for m in mechanisms},
+            ctdna_vaf={m: float(now[f"vaf_{column_name(m)}"]) if now[f"detected_{column_name(m)}"] else 0.0
+                       for m in mechanisms},
             line=self.lines[line] if line >= 0 else None,
             drug_on=bool(out.clock[cl.DRUG_ON]),
             history=history.iloc[:-1].reset_index(drop=True),
@@ -212,20 +219,14 @@ class PolicyDriver:
 
 
 def provenance(scenario: Scenario, seed: int, replicate: int) -> dict:
+    """Enough to rerun the patient (``simulator run provenance.json``): the resolved scenario,
+    seed and replicate, with versions, command line, time and commit (:func:`run_context`)."""
     return {
-        "simulator_version": simulator.__version__,
-        "numpy_version": np.__version__,
-        "numba_version": _numba_version(),
+        **run_context(),
         "seed": seed,
         "replicate": replicate,
         "scenario": scenario_to_dict(scenario),
     }
-
-
-def _numba_version() -> str:
-    import numba
-
-    return numba.__version__
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,25 @@ on local processes or a Dask cluster, streamed to partitioned Parquet, resumable
 
 Layout of a sweep directory::
 
-    manifest.json                  what was asked (scenario, points, replicates, arms, seed)
+    manifest.json                  what was asked (scenario, settings, points, replicates, arms,
+                                   seed) and where it ran (versions, command line, time, commit)
     points.parquet                 one row per point: its index and parameter values
     rows/point=00012/chunk-0003.parquet   endpoints of patients of one chunk of one point
     summary.parquet                one row per point and arm (written when all chunks are done)
+    .lock                          held by the sweep writing into the directory
+
+``rows`` is a hive-partitioned Parquet data set: ``pd.read_parquet(DIR / "rows")``,
+``pyarrow.dataset.dataset(DIR / "rows", partitioning="hive")`` or duckdb's
+``read_parquet('DIR/rows/*/*.parquet', hive_partitioning = true)`` read it, the ``point``
+column coming from the folder names; :func:`open_sweep` reads a whole sweep. Every row has
+the point's values as ``param:PATH`` columns.
 
 Every chunk is written to a temporary name and renamed, so a file that exists is complete;
-rerunning the same sweep skips the chunks already on disk. Patient ``i`` of every point is the
-same virtual patient (same seed and index), so differences between points are the effect of
-the parameters, not of the random numbers, and results do not depend on the executor or on the
-number of workers.
+rerunning the same sweep skips the chunks already on disk and recomputes any that cannot be
+read back whole. Patient ``i`` of every point is the same virtual patient (same seed and
+index), so differences between points are the effect of the parameters, not of the random
+numbers, and results do not depend on the executor or on the number of workers. A point's
+values are applied last, after the arm's and the user's settings (see :mod:`simulator.cohort`).
 """
 
 from __future__ import annotations
@@ -30,19 +39,28 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from simulator.cohort import arm_scenarios, arm_summary, _simulate_patients
+from simulator.cohort import (
+    DEFAULT_ARM,
+    Layer,
+    _simulate_patients,
+    arm_layers,
+    arm_summary,
+    with_settings,
+)
+from simulator.results import _html_card, check_output_directory, run_context, write_table
 from simulator.scenario import (
     Scenario,
     ScenarioError,
     _require_path,
     get_path,
-    load_scenario,
     parse_value,
+    patient_raw,
     scenario_to_dict,
     set_path,
+    validate_scenario,
 )
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 DEFAULT_CHUNK = 25
 
 
@@ -138,12 +156,22 @@ def points_from_csv(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def point_scenarios(scenario: Scenario, points: pd.DataFrame) -> list[Scenario]:
-    """Validate every point up front: a wrong path or value fails before anything runs."""
+def grid_scales(grid: dict[str, Any]) -> dict[str, str]:
+    """``log`` for parameters given as ``log:`` or ``logrange:``, else ``linear`` (for plots)."""
+    return {path: "log" if isinstance(spec, str) and spec.strip().startswith(("log:", "logrange:"))
+            else "linear" for path, spec in grid.items()}
+
+
+def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str] | None = None,
+                   settings: dict | None = None) -> list[dict]:
+    """The settings of every point, each checked in every arm after the arm's and the user's
+    settings: a wrong path or value fails before anything runs."""
+    scenario, user = with_settings(scenario, settings)
     resolved = scenario_to_dict(scenario)
     for path in points.columns:
         _require_path(resolved, path, f"--grid {path}")
-    scenarios = []
+    layers_by_arm = arm_layers(scenario, arms, user)
+    out = []
     for index, row in enumerate(points.itertuples(index=False)):
         overrides = {path: _plain(value) for path, value in zip(points.columns, row)}
         for path, value in overrides.items():
@@ -151,11 +179,18 @@ def point_scenarios(scenario: Scenario, points: pd.DataFrame) -> list[Scenario]:
             if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
                 if value.is_integer():
                     overrides[path] = int(value)
-        try:
-            scenarios.append(load_scenario(resolved, overrides))
-        except ScenarioError as error:
-            raise ScenarioError(f"point {index} ({_describe(overrides)}): {error}") from None
-    return scenarios
+        for arm, layers in layers_by_arm.items():
+            raw = patient_raw(resolved)
+            for _, values in [*layers, ("--grid", overrides)]:
+                for path, value in values.items():
+                    set_path(raw, path, value)
+            try:
+                validate_scenario(raw)
+            except ScenarioError as error:
+                where = "" if arm == DEFAULT_ARM else f" (arm '{arm}')"
+                raise ScenarioError(f"point {index} ({_describe(overrides)}): {error}{where}") from None
+        out.append(overrides)
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -185,11 +220,31 @@ class SweepPlan:
 
     scenario: Scenario
     points: pd.DataFrame
-    scenarios: list[Scenario]
+    point_settings: list[dict]
     replicates: int
     arms: list[str]
     seed: int
     chunk_size: int
+    settings: dict
+    scales: dict
+
+    @property
+    def horizon_days(self) -> float:
+        """Horizon of the restricted means: the shortest follow-up of any point, so every
+        point's means cover the same time."""
+        resolved = scenario_to_dict(self.scenario)
+        spans = []
+        for overrides in self.point_settings or [{}]:
+            raw = patient_raw(resolved)
+            for path, value in {**self.settings, **overrides}.items():
+                set_path(raw, path, value)
+            spans.append(float(raw["simulation"]["duration_days"]) - float(raw["therapy"]["start_day"]))
+        return min(spans)
+
+    def layers(self, point: int) -> dict[str, list[Layer]]:
+        """Each arm's settings for one point: the arm's, the user's, then the point's."""
+        _, user = with_settings(self.scenario, self.settings)
+        return arm_layers(self.scenario, self.arms, [*user, ("--grid", self.point_settings[point])])
 
     @property
     def simulations(self) -> int:
@@ -209,45 +264,59 @@ class SweepPlan:
         body = {
             "version": MANIFEST_VERSION,
             "scenario_sha256": _digest(scenario),
+            "settings_sha256": _digest(self.settings),
             "points_sha256": _digest(self.points.to_dict(orient="list")),
             "replicates": self.replicates,
             "arms": self.arms,
             "seed": self.seed,
             "chunk_size": self.chunk_size,
         }
-        return body | {"scenario": scenario, "parameters": list(self.points.columns),
-                       "n_points": len(self.points)}
+        arm_settings = {arm: dict(self.scenario.arms[arm].set) if arm in self.scenario.arms else {}
+                        for arm in self.arms}
+        return body | {"scenario": scenario, "settings": self.settings, "arm_settings": arm_settings,
+                       "precedence": ["scenario", "arm", "--set", "--grid"],
+                       "parameters": list(self.points.columns), "scales": self.scales,
+                       "n_points": len(self.points), "created": run_context()}
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-_IDENTITY = ("version", "scenario_sha256", "points_sha256", "replicates", "arms", "seed", "chunk_size")
+_IDENTITY = ("version", "scenario_sha256", "settings_sha256", "points_sha256", "replicates", "arms", "seed",
+             "chunk_size")
 
 
 def plan_sweep(scenario: Scenario, points: pd.DataFrame, replicates: int = 10,
                arms: Sequence[str] | None = None, seed: int | None = None,
-               chunk_size: int = DEFAULT_CHUNK) -> SweepPlan:
+               chunk_size: int = DEFAULT_CHUNK, settings: dict | None = None,
+               scales: dict | None = None) -> SweepPlan:
+    """Check and plan a sweep: every point in every arm is validated here.
+
+    ``settings`` (``--set``) apply after each arm's settings and before the point's values;
+    ``scales`` says which parameters were given on a log scale (for plots).
+    """
     if replicates <= 0:
         raise ScenarioError(f"--replicates: must be > 0, got {replicates}")
     if chunk_size <= 0:
         raise ScenarioError(f"chunk_size: must be > 0, got {chunk_size}")
     if points.empty:
         raise ScenarioError("--grid: the grid has no points")
-    scenarios = point_scenarios(scenario, points)
-    arm_names = list(arm_scenarios(scenario, arms))
+    settings = dict(settings or {})
+    per_point = point_settings(scenario, points, arms, settings)
+    scenario, _ = with_settings(scenario, settings)
+    arm_names = list(arm_layers(scenario, arms))
     seed = scenario.simulation.seed if seed is None else int(seed)
-    return SweepPlan(scenario, points.reset_index(drop=True), scenarios, int(replicates), arm_names,
-                     seed, int(chunk_size))
+    scales = {path: (scales or {}).get(path, "linear") for path in points.columns}
+    return SweepPlan(scenario, points.reset_index(drop=True), per_point, int(replicates), arm_names,
+                     seed, int(chunk_size), settings, scales)
 
 
 # --- running ---------------------------------------------------------------------------------
 
 
 def _chunk_task(plan: SweepPlan, chunk: Chunk):
-    arm_raws = arm_scenarios(plan.scenarios[chunk.point], plan.arms)
-    return (arm_raws, plan.seed, list(chunk.patients), False)
+    return (scenario_to_dict(plan.scenario), plan.layers(chunk.point), plan.seed, list(chunk.patients), False)
 
 
 def _run_chunk(task) -> pd.DataFrame:
@@ -257,23 +326,35 @@ def _run_chunk(task) -> pd.DataFrame:
 
 
 def _write_chunk(table: pd.DataFrame, chunk: Chunk, point_values: dict, directory: Path) -> None:
-    from simulator.cohort import _parquet_ready
-
-    table = table.assign(point=chunk.point, **{f"param:{k}": v for k, v in point_values.items()})
+    # No 'point' column: the folder name gives it, and a column would clash with it.
+    table = table.assign(**{f"param:{k}": v for k, v in point_values.items()})
     target = chunk.path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    _parquet_ready(table).to_parquet(partial, index=False)
+    write_table(table, partial)
     os.replace(partial, target)
+
+
+def _chunk_is_complete(path: Path, rows: int) -> bool:
+    """A chunk on disk counts only if its Parquet footer reads and it has all its rows (a
+    file cut short by a crash or a full disk is run again)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path).num_rows == rows
+    except (OSError, ValueError):
+        return False
 
 
 def prepare_directory(plan: SweepPlan, directory: Path) -> None:
     """Create the sweep directory, or check that it holds this same sweep (to resume)."""
     manifest_path = directory / "manifest.json"
-    if directory.exists() and not directory.is_dir():
-        raise ScenarioError(f"--out: '{directory}' exists and is not a directory")
+    check_output_directory(directory, marker="manifest.json")
     if manifest_path.exists():
-        previous = json.loads(manifest_path.read_text())
+        try:
+            previous = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as error:
+            raise ScenarioError(f"--out: cannot read '{manifest_path}': {error}") from None
         current = plan.manifest()
         changed = [key for key in _IDENTITY if previous.get(key) != current.get(key)]
         if changed:
@@ -282,14 +363,52 @@ def prepare_directory(plan: SweepPlan, directory: Path) -> None:
                 "use a new directory or rerun the same command to resume"
             )
         return
-    if directory.exists() and any(directory.iterdir()):
-        raise ScenarioError(f"--out: '{directory}' exists with other content; choose an empty or new directory")
     directory.mkdir(parents=True, exist_ok=True)
     _write_json_atomically(manifest_path, plan.manifest())
     points = plan.points.assign(point=range(len(plan.points)))
     partial = directory / ".points.parquet.tmp"
     points.to_parquet(partial, index=False)
     os.replace(partial, directory / "points.parquet")
+
+
+class SweepLock:
+    """An exclusive lock on a sweep directory (``DIR/.lock``), so that a second sweep into
+    it refuses instead of doing the same work. The operating system releases it when the
+    process ends, however it ends, so a crash never leaves a stale lock."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> SweepLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        import fcntl
+
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise ScenarioError(f"--out: another sweep (pid {holder}) is writing into '{self.path.parent}'; "
+                                "wait for it to finish or choose another directory") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
 
 
 def _write_json_atomically(path: Path, value: dict) -> None:
@@ -300,6 +419,9 @@ def _write_json_atomically(path: Path, value: dict) -> None:
 
 @dataclass(frozen=True)
 class SweepResult:
+    """What :func:`run_sweep` did: the directory and how many chunks ran and were skipped.
+    Read the data with :meth:`rows`, :meth:`summary` or :func:`open_sweep`."""
+
     directory: Path
     chunks_run: int
     chunks_skipped: int
@@ -312,11 +434,63 @@ class SweepResult:
         return pd.read_parquet(self.directory / "summary.parquet")
 
 
+class Sweep:
+    """A sweep directory, opened (see :func:`open_sweep`).
+
+    Attributes
+    ----------
+    manifest : dict
+        What was asked and where it ran.
+    points : pandas.DataFrame
+        One row per point: ``point`` and one column per parameter path.
+    summary : pandas.DataFrame
+        One row per point and arm: ``point``, ``param:PATH`` columns and the endpoints of
+        :func:`simulator.cohort.arm_summary` (empty until the sweep is complete).
+    rows : pandas.DataFrame
+        One row per point, arm and patient (read on first use).
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        manifest = self.directory / "manifest.json"
+        if not manifest.exists():
+            raise ScenarioError(f"open_sweep: no manifest.json in '{self.directory}'; not a sweep directory")
+        self.manifest = json.loads(manifest.read_text())
+        self.points = pd.read_parquet(self.directory / "points.parquet")
+        summary = self.directory / "summary.parquet"
+        self.summary = pd.read_parquet(summary) if summary.exists() else pd.DataFrame()
+        self._rows = None
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        if self._rows is None:
+            self._rows = read_rows(self.directory)
+        return self._rows
+
+    def __repr__(self) -> str:
+        return (f"Sweep('{self.directory}', points={len(self.points)}, replicates={self.manifest.get('replicates')}, "
+                f"arms={self.manifest.get('arms')}, complete={not self.summary.empty})")
+
+    def _repr_html_(self) -> str:
+        from simulator.plots import plot_sweep
+
+        def draw():
+            return plot_sweep(self.summary, "rmst_pfs_months", scales=self.manifest.get("scales"))
+
+        return _html_card(repr(self), self.summary, draw)
+
+
+def open_sweep(directory: str | Path) -> Sweep:
+    """Open a sweep directory: its ``manifest``, ``points``, ``summary`` and ``rows``
+    (:class:`Sweep`), e.g. ``simulator.open_sweep("sweeps/t790m").summary``."""
+    return Sweep(directory)
+
+
 def run_sweep(scenario: Scenario, out: str | Path, grid: dict[str, str] | None = None,
               points: pd.DataFrame | str | Path | None = None, sample: str | None = None,
               replicates: int = 10, arms: Sequence[str] | None = None, seed: int | None = None,
               executor: str = "local", workers: int = 1, scheduler: str | None = None,
-              progress: bool = False, sample_seed: int = 0) -> SweepResult:
+              progress: bool = False, sample_seed: int = 0, settings: dict | None = None) -> SweepResult:
     """Run a parameter sweep into ``out`` (resuming if it holds the same sweep).
 
     Parameters
@@ -330,6 +504,8 @@ def run_sweep(scenario: Scenario, out: str | Path, grid: dict[str, str] | None =
         ``lhs:N`` or ``random:N`` to sample ranges (seeded by ``sample_seed``).
     replicates, arms, seed
         Virtual patients per point, arms to run (default all), seed (default the scenario's).
+    settings
+        ``{path: value}`` applied after each arm's settings and before the point's values.
     executor, workers, scheduler
         Where chunks run: ``local`` processes or ``dask`` (see :func:`execute_sweep`).
     """
@@ -339,9 +515,11 @@ def run_sweep(scenario: Scenario, out: str | Path, grid: dict[str, str] | None =
         parsed = {path: (parse_values(path, v) if isinstance(v, str) else list(v))
                   for path, v in (grid or {}).items()}
         table = grid_points(parsed, sample, sample_seed)
+        scales = grid_scales(grid or {})
     else:
         table = points if isinstance(points, pd.DataFrame) else points_from_csv(points)
-    plan = plan_sweep(scenario, table, replicates, arms, seed)
+        scales = {}
+    plan = plan_sweep(scenario, table, replicates, arms, seed, settings=settings, scales=scales)
     return execute_sweep(plan, out, executor, workers, scheduler, progress)
 
 
@@ -362,15 +540,26 @@ def execute_sweep(plan: SweepPlan, directory: str | Path, executor: str = "local
         raise ScenarioError(f"--workers: must be > 0, got {workers}")
     # Connect before writing anything: an unreachable scheduler must leave no directory behind.
     connection = connect_dask(scheduler, workers) if executor == "dask" else None
+    lock = SweepLock(directory)
     try:
         prepare_directory(plan, directory)
+        lock.acquire()
     except BaseException:
         _disconnect(connection)
         raise
+    try:
+        return _execute_locked(plan, directory, workers, scheduler, progress, connection)
+    finally:
+        lock.release()
+
+
+def _execute_locked(plan: SweepPlan, directory: Path, workers: int, scheduler, progress: bool,
+                    connection) -> SweepResult:
     for stale in (directory / "rows").glob("point=*/.*.tmp"):
         stale.unlink()  # left by an interrupted write; its chunk is simply run again
     chunks = plan.chunks()
-    todo = [chunk for chunk in chunks if not chunk.path(directory).exists()]
+    rows_per_chunk = {chunk: len(chunk.patients) * len(plan.arms) for chunk in chunks}
+    todo = [chunk for chunk in chunks if not _chunk_is_complete(chunk.path(directory), rows_per_chunk[chunk])]
     started = time.perf_counter()
     values = plan.points.to_dict(orient="records")
     run = (lambda plan, todo, workers, _: _run_dask(plan, todo, workers, connection)) \
@@ -465,31 +654,34 @@ def connect_dask(scheduler: str | None, workers: int, timeout: float = 5.0):
 
 def read_rows(directory: str | Path, columns: Sequence[str] | None = None,
               point: int | None = None) -> pd.DataFrame:
-    """Rows of a sweep (all points, or one), in point and patient order."""
+    """Rows of a sweep (all points, or one), in point and patient order, with the ``point``
+    (an integer) first."""
     directory = Path(directory)
     pattern = f"point={point:05d}/chunk-*.parquet" if point is not None else "point=*/chunk-*.parquet"
     files = sorted((directory / "rows").glob(pattern))
+    wanted = [c for c in columns if c != "point"] if columns else None
     if not files:
-        return pd.DataFrame(columns=list(columns) if columns else None)
-    tables = [pd.read_parquet(f, columns=list(columns) if columns else None) for f in files]
+        return pd.DataFrame(columns=["point", *(wanted or [])])
+    tables = []
+    for path in files:
+        table = pd.read_parquet(path, columns=wanted)
+        table.insert(0, "point", int(path.parent.name.removeprefix("point=")))
+        tables.append(table)
     return pd.concat(tables, ignore_index=True)
-
-
-SUMMARY_COLUMNS = ["pfs_days", "progressed", "os_days", "died", "best_response", "local_therapies",
-                   "relative_dose", "mechanisms_at_progression", "ttf_days", "treatment_failed",
-                   "holiday_days", "arm", "patient"]
 
 
 def write_summary(plan: SweepPlan, directory: Path) -> pd.DataFrame:
     """One row per point and arm, computed point by point (never all rows at once)."""
     rows = []
+    horizon = plan.horizon_days
+    mechanisms = plan.scenario.mechanisms
     for point, values in enumerate(plan.points.to_dict(orient="records")):
-        table = read_rows(directory, SUMMARY_COLUMNS, point=point)
+        table = read_rows(directory, point=point)
         if len(table) < plan.replicates * len(plan.arms):
             continue
         for arm in plan.arms:
             arm_rows = table[table["arm"] == arm]
-            summary = arm_summary(arm_rows, arm)
+            summary = arm_summary(arm_rows, arm, horizon, mechanisms)
             summary["median_ttf_months"] = float(arm_rows["ttf_days"].median()) / 30.4375
             rows.append({"point": point, **{f"param:{k}": _plain(v) for k, v in values.items()}, **summary})
     result = pd.DataFrame(rows)

@@ -1,6 +1,6 @@
 """Exact and asymptotic results used to verify the simulation engine.
 
-These closed forms (REFERENCES.md section B) are what the stochastic engine is held to:
+These closed forms (docs/model.md, section B) are what the stochastic engine is held to:
 the linear birth-death process (Kendall 1948), the binomial-negative-binomial interval
 update with mutation (Mather, Hasty & Tsimring 2012), resistance arising before therapy
 (Iwasa, Nowak & Michor 2006; Bozic et al. 2013), the Luria-Delbruck distribution
@@ -158,7 +158,7 @@ def _log_pmf_from_n0(k, n0, alpha, beta, survival, one_minus_beta):
     """log P(N = k) from n0 cells as a binomial mixture of negative binomials.
 
     m ~ Binomial(n0, 1 - alpha) lineages survive and N = m + NegBin(m, 1 - beta) failures
-    (REFERENCES B2): P(N = k) = sum_m C(n0, m) (1-alpha)^m alpha^(n0-m)
+    (docs/model.md B2): P(N = k) = sum_m C(n0, m) (1-alpha)^m alpha^(n0-m)
     C(k-1, m-1) (1-beta)^m beta^(k-m). Every term is positive, so the log-sum is exact to
     rounding, unlike the alternating-sign closed form.
     """
@@ -323,7 +323,7 @@ def bnb_parameters(b, d, mu, dt):
 
     Together they give the generating function
     F(s) = E[s^N; no mutation] = pE + (pM - pE)(1 - pB) s / (1 - pB s). With W = b + d + mu, R = sqrt((b - d)^2 + (2 (b + d) + mu) mu) and
-    tau = tanh(R dt / 2) / R, the formulas of REFERENCES B2 become
+    tau = tanh(R dt / 2) / R, the formulas of docs/model.md B2 become
     pM = (1 + (2 d - W) tau) / (1 + (W - 2 b) tau) = 1 - 2 mu tau / (1 + (W - 2 b) tau),
     pE = 2 d tau / (1 + W tau),
     pB = 2 b tau / (1 + W tau) = b pE / d,
@@ -453,7 +453,7 @@ def _log_no_resistant_lineage(b, d, u, s_r):
 def cure_probability_no_resistance(M, b, d, u, s_R):
     """Probability that M sensitive cells on therapy leave no surviving resistant lineage.
 
-    q^M, q the smaller root of b (1 - u) q^2 - (b + d - b u (1 - s_R)) q + d = 0 (REFERENCES
+    q^M, q the smaller root of b (1 - u) q^2 - (b + d - b u (1 - s_R)) q + d = 0 (docs/model.md
     B4), computed as exp(M log q) with q = 1 - e found without cancellation, so M = 1e9
     and u = 1e-8 are handled.
 

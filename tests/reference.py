@@ -3,7 +3,7 @@
 Every division, death, mutation and seeding event is simulated one at a time with the
 Gillespie direct method, so the process is exact in distribution for the model below, with
 no time step at all. It shares no code with ``simulator.engine``: the rules are written out
-again from DESIGN.md ("The model") so that the jitted engine can be compared with it
+again from docs/model.md (section 1) so that the jitted engine can be compared with it
 statistically. It is meant for small populations (up to some thousands of cells); its cost
 is a few microseconds per event.
 

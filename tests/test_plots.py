@@ -322,18 +322,64 @@ def test_save_figures_write_pngs(result, cohort, tmp_path):
         assert path.stat().st_size > 10_000
 
 
-def test_plot_sweep_line_and_heatmap():
+def sweep_summary() -> pd.DataFrame:
+    """A 2 x 2 sweep summary in the contract of ``summary.parquet``; one median not reached."""
+    return pd.DataFrame({
+        "point": [0, 1, 2, 3], "arm": ["default"] * 4, "patients": [20] * 4,
+        "param:clones.T790M.death": [0.1, 0.1, 0.12, 0.12], "param:drugs.gefitinib.ec50": [0.1, 0.2, 0.1, 0.2],
+        "median_pfs_months": [10.0, 11.0, 12.0, np.nan], "pfs_ci_low": [9.0, 10.0, 11.0, np.nan],
+        "pfs_ci_high": [11.0, 12.0, 13.0, np.nan], "rmst_pfs_months": [8.5, 9.0, 9.6, 10.1],
+        "mechanisms_at_first_progression": ["T790M 50%"] * 4, "never": [np.nan] * 4,
+    })
+
+
+def test_plot_sweep_draws_lines_unless_a_heatmap_is_asked_for():
     from simulator.plots import plot_sweep
 
-    summary = pd.DataFrame({
-        "point": [0, 1, 2, 3], "arm": ["default"] * 4,
-        "param:clones.T790M.death": [0.1, 0.1, 0.12, 0.12], "param:drugs.gefitinib.ec50": [0.1, 0.2, 0.1, 0.2],
-        "median_pfs_months": [10.0, 11.0, 12.0, 13.0], "pfs_ci_low": [9.0, 10.0, 11.0, 12.0],
-        "pfs_ci_high": [11.0, 12.0, 13.0, 14.0],
-    })
-    heat = plot_sweep(summary)
+    summary = sweep_summary()
+    lines = plot_sweep(summary, "rmst_pfs_months")
+    assert len(lines.axes) == 1  # two parameters but no --y: no heatmap
+    # One line per value of the other parameter.
+    assert len([line for line in lines.axes[0].lines if line.get_marker() == "o"]) == 2
+    heat = plot_sweep(summary, "rmst_pfs_months", y="drugs.gefitinib.ec50")
     assert len(heat.axes) == 2  # the heatmap and its colour bar
-    line = plot_sweep(summary[summary["param:drugs.gefitinib.ec50"] == 0.1], x="clones.T790M.death")
-    assert len(line.axes[0].lines) == 1 and len(line.axes[0].collections) == 1
-    with pytest.raises(ValueError, match="unknown parameter 'nope'"):
-        plot_sweep(summary, x="nope")
+    texts = [t.get_text() for t in heat.axes[0].texts]
+    assert texts == ["8.5\nn=20", "9.6\nn=20", "9\nn=20", "10.1\nn=20"]
+
+
+def test_plot_sweep_marks_points_without_a_value():
+    from simulator.plots import plot_sweep
+
+    summary = sweep_summary()
+    one = summary[summary["param:drugs.gefitinib.ec50"] == 0.2]
+    figure = plot_sweep(one, "median_pfs_months", x="clones.T790M.death")
+    markers = [line for line in figure.axes[0].lines if line.get_marker() == "^"]
+    assert len(markers) == 1 and list(markers[0].get_xdata()) == [0.12]
+    assert len(figure.axes[0].collections) == 1  # the CI band
+    heat = plot_sweep(summary, "median_pfs_months", x="clones.T790M.death", y="drugs.gefitinib.ec50")
+    assert "n.r.\nn=20" in [t.get_text() for t in heat.axes[0].texts]
+
+
+def test_plot_sweep_uses_a_log_axis_for_log_grids():
+    from simulator.plots import plot_sweep
+
+    summary = sweep_summary()
+    one = summary[summary["param:clones.T790M.death"] == 0.1]
+    log = plot_sweep(one, "rmst_pfs_months", x="drugs.gefitinib.ec50", scales={"drugs.gefitinib.ec50": "log"})
+    assert log.axes[0].get_xscale() == "log"
+    linear = plot_sweep(one, "rmst_pfs_months", x="drugs.gefitinib.ec50")
+    assert linear.axes[0].get_xscale() == "linear"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"x": "nope"}, "unknown parameter 'nope'"),
+    ({"endpoint": "mechanisms_at_first_progression"}, "is not a number"),
+    ({"endpoint": "never"}, "has no value at any point"),
+    ({"endpoint": "nope"}, "unknown 'nope'"),
+    ({"x": "clones.T790M.death", "y": "clones.T790M.death"}, "must differ from --x"),
+])
+def test_plot_sweep_refuses_what_it_cannot_draw(kwargs, message):
+    from simulator.plots import plot_sweep
+
+    with pytest.raises(ValueError, match=message):
+        plot_sweep(sweep_summary(), **kwargs)

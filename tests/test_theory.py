@@ -1,4 +1,4 @@
-"""Tests of simulator.theory against REFERENCES.md section B and against structure."""
+"""Tests of simulator.theory against docs/model.md section B and against structure."""
 
 from decimal import Decimal, getcontext
 

@@ -1,4 +1,4 @@
-"""Statistical verification of the engine against exact theory (REFERENCES.md section B)
+"""Statistical verification of the engine against exact theory (docs/model.md, section B)
 and against the event-by-event reference in ``tests/reference.py``.
 
 Every test runs with a fixed seed and is a significance test at alpha = 0.001 (see

@@ -2,7 +2,7 @@
 
 Each ``check_*`` function runs the jitted engine (``simulator.run_replicates``) or the
 plain-Python reference (``tests/reference.py``) with a fixed seed, compares the outcome with
-an exact or controlled result of REFERENCES.md section B (via ``simulator.theory``) and
+an exact or controlled result of docs/model.md section B (via ``simulator.theory``) and
 returns a :class:`CheckResult`. The fast tests (``tests/test_verification.py``) call them
 with modest replicate counts; ``scripts/verify.py`` calls the same functions with many more
 replicates and draws the QQ panels they return.
@@ -238,7 +238,7 @@ def kendall_tail_index(b: float, d: float, t: float, n: int) -> int:
 
 def check_kendall_pmf(n: int, seed: int, b: float, d: float, t: float,
                       dt: float = 1.0) -> CheckResult:
-    """N(t) from one cell against Kendall's exact pmf (REFERENCES B1), chi-square over bins.
+    """N(t) from one cell against Kendall's exact pmf (docs/model.md B1), chi-square over bins.
 
     Bins over k = 0, 1, 2, ... are merged until each expects >= 5 replicates, so the
     statistic is chi-square with (bins - 1) degrees of freedom under the null.
