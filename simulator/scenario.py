@@ -354,7 +354,7 @@ class Fitness(Strict):
 
     P(fit) = exp(-(unfit_per_line * lines received + N / unfit_burden_cells)), drawn at each
     switch; an unfit patient gets best supportive care (no further line). About a quarter to
-    a third of patients never receive therapy after a first-line TKI (REFERENCES A2,
+    a third of patients never receive therapy after a first-line TKI (docs/model.md A2,
     real-world series), which exp(-0.3) = 0.74 after one line reproduces.
     """
 

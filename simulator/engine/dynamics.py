@@ -8,8 +8,8 @@ same for 10 cells as for 1e12.
 
 Cells that also *emit* at rate ``m`` (a division giving a mutant daughter, a cell leaving to
 found a lesion; the emitting cell stays) are advanced exactly too (``docs/model.md``, "Exact
-steps"): one founder's lineage avoids emitting over ``t`` with probability pM(t), and given
-that, it is extinct with probability pE/pM or else 1 + Geometric(pB) cells (REFERENCES B2).
+steps with mutation and seeding"): one founder's lineage avoids emitting over ``t`` with
+probability pM(t), and given that, it is extinct with probability pE/pM or else 1 + Geometric(pB) cells (model B2).
 The first emission of ``n`` cells comes at the time where pM(t)^n equals a uniform draw; at
 that moment the emitting cell's lineage is size-biased, 1 + NegativeBinomial(2, 1 - pB), and
 the other n - 1 lineages are conditioned on not emitting. Repeating from there gives the
@@ -133,7 +133,7 @@ def emission_root(birth, death, emission):
 
 @jit
 def emission_interval(birth, death, emission, root, t):
-    """For one cell over ``t`` days: (P(some emission), pE, pB) of REFERENCES B2.
+    """For one cell over ``t`` days: (P(some emission), pE, pB) of ``docs/model.md`` B2.
 
     pE is the joint probability of no emission and extinction; given no emission and
     survival the lineage holds 1 + Geometric(pB) cells. Written with tanh(R t / 2) / R so the
