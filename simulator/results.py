@@ -380,22 +380,19 @@ def build_result(scenario: Scenario, buffers: Buffers, provenance: dict) -> Pati
 
 
 def _trajectory_table(buffers: Buffers, lesion_names, clone_names) -> pd.DataFrame:
+    """Cells per record, lesion and clone type (long format), built in one go."""
     n_records = int(buffers.counters[1])
+    n_clones = len(clone_names)
     existing = buffers.record_lesions[:n_records]
-    blocks = []
-    for index in range(n_records):
-        cells = buffers.records[index, : existing[index], :]
-        lesion_idx, clone_idx = np.indices(cells.shape)
-        blocks.append(pd.DataFrame({
-            "time": buffers.record_time[index],
-            "lesion": lesion_names[lesion_idx.ravel()],
-            "clone": clone_names[clone_idx.ravel()],
-            "cells": cells.ravel(),
-        }))
-    trajectory = pd.concat(blocks, ignore_index=True)
-    trajectory["lesion"] = pd.Categorical(trajectory["lesion"], categories=lesion_names)
-    trajectory["clone"] = pd.Categorical(trajectory["clone"], categories=clone_names)
-    return trajectory
+    record = np.repeat(np.arange(n_records), existing * n_clones)
+    lesion = np.concatenate([np.repeat(np.arange(n), n_clones) for n in existing])
+    clone = np.concatenate([np.tile(np.arange(n_clones), n) for n in existing])
+    return pd.DataFrame({
+        "time": buffers.record_time[record],
+        "lesion": pd.Categorical.from_codes(lesion, categories=lesion_names),
+        "clone": pd.Categorical.from_codes(clone, categories=clone_names),
+        "cells": buffers.records[record, lesion, clone],
+    })
 
 
 def _detail_names(scenario: Scenario, clone_names) -> dict[int, list]:
@@ -442,7 +439,7 @@ def observation_tables(scenario: Scenario, buffers: Buffers, lesion_names):
     lines = list(scenario.therapy.lines)
     copies = buffers.obs_copies[:n_visits]
     tumour = buffers.obs_tumour_copies[:n_visits]
-    visits = pd.DataFrame({
+    columns = {
         "visit": np.arange(n_visits),
         "time": buffers.obs_time[:n_visits],
         "response": [RESPONSE_NAMES[r] for r in buffers.obs_response[:n_visits]],
@@ -453,22 +450,28 @@ def observation_tables(scenario: Scenario, buffers: Buffers, lesion_names):
         "ctdna_positive": tumour >= monitoring.ctdna_min_copies,
         "line": [lines[i] if i >= 0 else None for i in buffers.obs_line[:n_visits]],
         "drug_on": buffers.obs_drug_on[:n_visits].astype(bool),
-    })
+    }
     denominator = tumour + monitoring.normal_cfdna_copies
     for index, mechanism in enumerate(scenario.mechanisms):
         with np.errstate(invalid="ignore", divide="ignore"):
             vaf = np.where(denominator > 0, copies[:, index] / denominator, 0.0)
-        visits[f"vaf_{column_name(mechanism)}"] = vaf
-        visits[f"detected_{column_name(mechanism)}"] = copies[:, index] >= monitoring.ctdna_min_copies
-    rows = []
-    for visit in range(n_visits):
-        diameters = buffers.obs_diameter[visit, : buffers.obs_lesions[visit]]
-        for lesion in np.flatnonzero(diameters > 0):
-            rows.append((visit, lesion_names[lesion], diameters[lesion], bool(buffers.obs_target[visit, lesion])))
-    per_lesion = pd.DataFrame(rows, columns=["visit", "lesion", "diameter_mm", "target"])
-    observations = per_lesion.merge(
-        visits[["visit", "time", "marker", "ctdna_copies", "response"]], on="visit", how="left"
-    )[["visit", "time", "lesion", "diameter_mm", "target", "marker", "ctdna_copies", "response"]]
+        columns[f"vaf_{column_name(mechanism)}"] = vaf
+        columns[f"detected_{column_name(mechanism)}"] = copies[:, index] >= monitoring.ctdna_min_copies
+    visits = pd.DataFrame(columns)
+    # Seen lesions: diameters above 0 among the lesions that existed at each visit.
+    diameters = buffers.obs_diameter[:n_visits]
+    existed = np.arange(diameters.shape[1]) < buffers.obs_lesions[:n_visits, None]
+    visit, lesion = np.nonzero((diameters > 0) & existed)
+    observations = pd.DataFrame({
+        "visit": visit,
+        "time": columns["time"][visit],
+        "lesion": lesion_names[lesion] if len(lesion_names) else np.array([], dtype=object),
+        "diameter_mm": diameters[visit, lesion],
+        "target": buffers.obs_target[visit, lesion].astype(bool),
+        "marker": columns["marker"][visit],
+        "ctdna_copies": tumour[visit],
+        "response": np.array(columns["response"], dtype=object)[visit],
+    })
     return visits, observations
 
 
