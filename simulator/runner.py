@@ -16,11 +16,14 @@ from simulator.engine.events import EVENT_BIOPSY, log_event
 from simulator.engine.kernel import (
     STATUS_EVENT_OVERFLOW,
     STATUS_LESION_OVERFLOW,
+    STATUS_NON_FINITE,
     STATUS_OK,
+    STATUS_POPULATION_OVERFLOW,
     STATUS_STACK_OVERFLOW,
     STATUS_VISIT,
     Buffers,
     ModelArrays,
+    MAX_CELLS,
     allocate_buffers,
     simulate_kernel,
 )
@@ -55,13 +58,18 @@ class CapacityError(RuntimeError):
     """A run needed more room than the hard limit allows."""
 
 
+class EngineError(RuntimeError):
+    """The engine met a number it cannot carry on with (a non-finite rate, a count beyond
+    int64): a bug or a parameter combination validation did not foresee."""
+
+
 def replicate_generator(seed: int, replicate: int = 0) -> np.random.Generator:
     """The random stream of one replicate."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,))))
 
 
 def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
-              policy: "PolicyDriver | None" = None):
+              policy: "PolicyDriver | None" = None, scenario: Scenario | None = None):
     """Run the kernel, enlarging its buffers and rerunning on overflow.
 
     A rerun draws the same random numbers (capacity never changes a draw), so the result is
@@ -91,8 +99,28 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
             max_events *= 4
         elif status == STATUS_STACK_OVERFLOW:
             max_stack *= 4
+        elif status == STATUS_NON_FINITE:
+            raise EngineError(_non_finite_message(model, buffers, scenario))
+        elif status == STATUS_POPULATION_OVERFLOW:
+            day = buffers.clock[cl.STEP] * model.dynamics.dt
+            raise EngineError(f"population above {MAX_CELLS:.1e} cells on day {day:g} (the most "
+                              "int64 counts hold safely); lower simulation.lethal_burden or the rates")
         else:  # pragma: no cover - the kernel has no other status
             raise RuntimeError(f"engine status {status}")
+
+
+def _non_finite_message(model: ModelArrays, buffers: Buffers, scenario: Scenario | None = None) -> str:
+    """Where the engine found a non-finite rate, by name when the scenario is known."""
+    clone, site = int(buffers.clock[cl.BAD_CLONE]), int(buffers.clock[cl.BAD_SITE])
+    day = buffers.clock[cl.STEP] * model.dynamics.dt
+    lesions = [str(i) for i in np.flatnonzero(buffers.lesion_site[:buffers.counters[0]] == site)]
+    clone_name, site_name = f"#{clone}", f"#{site}"
+    if scenario is not None:
+        clone_name, site_name = list(scenario.clones)[clone], scenario.sites[site]
+        lesions = list(lesion_names_of(scenario, np.array(scenario.sites, dtype=object)[
+            buffers.lesion_site[:buffers.counters[0]]])[[int(i) for i in lesions]])
+    return (f"non-finite drug effect on clone '{clone_name}' at site '{site_name}' (lesions: "
+            f"{', '.join(lesions) or 'none'}) on day {day:g}")
 
 
 def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
@@ -121,7 +149,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
     model = lower(scenario)
     if not keep_trajectory:
         model = model._replace(record_every=max(1, scenario.simulation.n_steps))
-    buffers = run_model(model, seed, replicate, scenario.simulation.max_lesions, driver)
+    buffers = run_model(model, seed, replicate, scenario.simulation.max_lesions, driver, scenario)
     return build_result(scenario, buffers, provenance(scenario, seed, replicate))
 
 

@@ -84,7 +84,9 @@ DONE = 10
 THERAPY_STARTED = 11
 OLIGO_ROUNDS = 12  # rounds of local therapy for oligoprogression on the current line
 LINES_RECEIVED = 13
-N_CLOCK = 14
+BAD_CLONE = 14  # where a non-finite rate was found (for the error message)
+BAD_SITE = 15
+N_CLOCK = 16
 
 PHASE_READY = 0
 PHASE_DECIDING = 1

@@ -60,6 +60,10 @@ STATUS_LESION_OVERFLOW = 1
 STATUS_EVENT_OVERFLOW = 2
 STATUS_VISIT = 3  # stopped at a visit for a Python policy to decide
 STATUS_STACK_OVERFLOW = 4
+STATUS_NON_FINITE = 5  # a rate was not a finite number (clone and site in clock slots)
+STATUS_POPULATION_OVERFLOW = 6  # a count left the range int64 holds safely
+# Counts stay below this (2^62) so that a step's growth cannot wrap around int64.
+MAX_CELLS = 4.6e18
 
 # Causes of death (event detail of EVENT_DEATH); a site index >= 0 is death from that organ.
 DEATH_BURDEN = -1
@@ -722,13 +726,15 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt):
 @jit
 def _note_changes(model, out, time):
     """Log first appearances and lesion extinctions, sum cells by site; returns the total
-    burden (-1: log full)."""
+    burden (-1: log full, -2: a count wrapped around int64)."""
     total = 0.0
     out.site_cells[:] = 0.0
     for lesion in range(out.counters[0]):
         lesion_total = 0
         for clone in range(model.birth.size):
             n = out.cells[lesion, clone]
+            if n < 0:  # wrapped around int64
+                return -2.0
             lesion_total += n
             if n > 0 and out.first_seen[clone] < 0.0:
                 out.first_seen[clone] = time
@@ -892,6 +898,8 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
     for sub in range(n_sub):
         start = time + sub * dt
         step_drug_effects(drugs, pk, dt, birth_scale, death_add)
+        if not _rates_finite(clock, birth_scale, death_add):
+            return STATUS_NON_FINITE, start
         for lesion in range(n_lesions):
             status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, dt)
             if status != STATUS_OK:
@@ -900,6 +908,18 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
         if n_sub > 1 and sub + 1 < n_sub and _stopping_size_reached(mortality, pop):
             return STATUS_OK, start + dt
     return STATUS_OK, time + dyn.dt
+
+
+@jit
+def _rates_finite(clock, birth_scale, death_add):
+    """False, with the clone and site noted in ``clock``, if a drug effect is not finite."""
+    for site in range(birth_scale.shape[0]):
+        for clone in range(birth_scale.shape[1]):
+            if not (math.isfinite(birth_scale[site, clone]) and math.isfinite(death_add[site, clone])):
+                clock[cl.BAD_CLONE] = clone
+                clock[cl.BAD_SITE] = site
+                return False
+    return True
 
 
 @jit
@@ -964,6 +984,8 @@ def _cause_of_death(mortality, pop, level, burden, dt):
 def _end_of_step(dyn, pop, clock, level, mortality, step, time, record_every, n_steps):
     """Log changes, check for death, cure or the stopping size, record. Returns a status."""
     burden = _note_changes(dyn, pop, time)
+    if burden == -2.0 or burden > MAX_CELLS:
+        return STATUS_POPULATION_OVERFLOW
     if burden < 0.0:
         return STATUS_EVENT_OVERFLOW
     cause = _cause_of_death(mortality, pop, level, burden, dyn.dt) if burden > 0.0 else _ALIVE

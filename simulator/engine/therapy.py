@@ -62,11 +62,16 @@ def give_due_doses(clinic, state, line, step_in_line):
 
 @jit
 def hill(exposure, ec50, coefficient):
+    """Fractional effect E^h / (E^h + EC50^h), as a logistic of h ln(E / EC50) so that it stays
+    finite for any positive exposure, EC50 and coefficient."""
     if exposure <= 0.0:
         return 0.0
     if coefficient == 1.0:
         return exposure / (exposure + ec50)
-    ratio = (exposure / ec50) ** coefficient
+    x = coefficient * (math.log(exposure) - math.log(ec50))
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    ratio = math.exp(x)
     return ratio / (1.0 + ratio)
 
 

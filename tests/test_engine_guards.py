@@ -1,0 +1,51 @@
+"""The engine stays finite at extreme but valid parameters, and says where it cannot."""
+
+import math
+
+import numpy as np
+import pytest
+
+import simulator
+from simulator.engine import clinic as cl
+from simulator.engine.kernel import allocate_buffers
+from simulator.engine.therapy import hill
+from simulator.lowering import lower
+from simulator.runner import _non_finite_message
+
+
+@pytest.mark.parametrize("exposure, ec50, coefficient", [
+    (1e-300, 1e300, 1e300), (1e300, 1e-300, 1e300), (1.0, 1.0, 1e300), (0.5, 1e-300, 50.0),
+    (2.0, 1.0, 1e-300),
+])
+def test_hill_is_finite_and_a_fraction_at_extremes(exposure, ec50, coefficient):
+    effect = hill(exposure, ec50, coefficient)
+    assert math.isfinite(effect) and 0.0 <= effect <= 1.0
+
+
+def test_hill_matches_the_power_form_where_that_is_finite():
+    for exposure, ec50, coefficient in [(0.3, 0.1, 2.0), (0.05, 0.1, 3.5), (1.0, 2.0, 0.5)]:
+        ratio = (exposure / ec50) ** coefficient
+        assert hill(exposure, ec50, coefficient) == pytest.approx(ratio / (1 + ratio), rel=1e-12)
+
+
+def test_a_saturating_drug_spares_the_drug_free_resistant_clone():
+    """hill 1e300 with ec50 1e-300 is a step function: sensitive cells die, resistant ones
+    (which the drug does not touch) grow on, to the end of the run."""
+    scenario = simulator.load_scenario("two-clone-teaching", overrides={
+        "drugs.tki.hill": 1e300, "drugs.tki.ec50": 1e-300})
+    result = simulator.simulate(scenario)
+    assert result.end_time == scenario.simulation.duration_days
+    assert np.isfinite(result.events["value"]).all()
+    resistant = list(scenario.clones).index("resistant")
+    assert result.final_cells.sum(axis=0)[resistant] > 0
+    assert (result.trajectory["cells"] >= 0).all()
+
+
+def test_a_non_finite_rate_is_reported_by_clone_site_and_day():
+    scenario = simulator.load_scenario("two-clone-teaching")
+    model = lower(scenario)
+    buffers = allocate_buffers(model, 8, 64)
+    buffers.clock[cl.BAD_CLONE] = 0
+    buffers.clock[cl.BAD_SITE] = 0
+    message = _non_finite_message(model, buffers, scenario)
+    assert "clone 'sensitive'" in message and "site 'lung'" in message and "day 0" in message
