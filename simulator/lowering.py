@@ -38,6 +38,10 @@ def lower(scenario: Scenario) -> ModelArrays:
     weights = np.array([scenario.seeding.site_weights.get(site, 0.0) for site in site_names])
     cumulative = np.cumsum(weights) / weights.sum() if weights.sum() > 0 else np.ones(len(site_names))
     simulation = scenario.simulation
+    switches = sorted(
+        ((clone_index[w.source], clone_index[w.target], w.rate_per_day, w.drug, w.on_drug_rate_per_day)
+         for w in scenario.switching), key=lambda w: (w[0], w[1]))
+    switch_source = np.array([w[0] for w in switches], np.int64)
     dynamics = Dynamics(
         birth=np.array([c.birth for c in clones], np.float64),
         death=np.array([c.death for c in clones], np.float64),
@@ -45,6 +49,8 @@ def lower(scenario: Scenario) -> ModelArrays:
         edge_start=edge_start,
         edge_target=np.array([e[1] for e in edges], np.int64),
         edge_probability=np.array([e[2] for e in edges], np.float64),
+        switch_start=np.searchsorted(switch_source, np.arange(len(clone_names) + 1)).astype(np.int64),
+        switch_target=np.array([w[1] for w in switches], np.int64),
         site_cumulative_weight=cumulative,
         seeding_rate=float(scenario.seeding.rate),
         seeding_capacity=float(scenario.seeding.carrying_capacity),
@@ -53,6 +59,16 @@ def lower(scenario: Scenario) -> ModelArrays:
     )
     drugs, rules = lower_clinic(scenario, list(site_names),
                                 lambda days: int(round(days / simulation.dt_days)))
+    drug_index = {name: i for i, name in enumerate(scenario.drugs)}
+    drug_of = [scenario.drugs[w[3]] if w[3] else None for w in switches]
+    drugs = drugs._replace(
+        switch_source=switch_source,
+        switch_off=np.array([w[2] for w in switches], np.float64),
+        switch_on=np.array([w[4] if w[4] is not None else w[2] for w in switches], np.float64),
+        switch_drug=np.array([drug_index[w[3]] if w[3] else -1 for w in switches], np.int64),
+        switch_ec50=np.array([d.ec50 if d else 1.0 for d in drug_of], np.float64),
+        switch_hill=np.array([d.hill if d else 1.0 for d in drug_of], np.float64),
+    )
     mortality = scenario.mortality
     lowered_mortality = Mortality(
         lethal_burden=float(simulation.lethal_burden),
@@ -154,6 +170,13 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         item_every=np.array([i[3] for i in items], np.int64),
         item_cycle=np.array([i[4] for i in items], np.int64),
         item_active=np.array([i[5] for i in items], np.int64),
+        # Phenotype switches are filled in by ``lower`` (they belong with the clone types).
+        switch_source=np.zeros(0, np.int64),
+        switch_off=np.zeros(0),
+        switch_on=np.zeros(0),
+        switch_drug=np.zeros(0, np.int64),
+        switch_ec50=np.zeros(0),
+        switch_hill=np.zeros(0),
     )
     rules = Rules(
         line_next=line_next,

@@ -101,6 +101,24 @@ class Mutation(Strict):
     probability: Probability = Field(description="Probability per division.")
 
 
+class Switching(Strict):
+    """A reversible phenotype switch at a rate per day (not per division): the cell changes
+    type and leaves its own. With a ``drug``, the rate moves from ``rate_per_day`` towards
+    ``on_drug_rate_per_day`` with the drug's Hill effect (its ``ec50``, ``hill`` and site
+    penetration), so drug-tolerant persisters can be induced by a drug and revert without it
+    (Sharma 2010: reversion after about nine doublings off drug)."""
+
+    source: str = Field(alias="from", description="Clone type that switches.")
+    target: str = Field(alias="to", description="Clone type it becomes.")
+    rate_per_day: Annotated[Finite, Field(ge=0, le=10)] = Field(
+        description="Switching rate without drug, per cell per day."
+    )
+    drug: str | None = Field(None, description="Drug whose exposure changes the rate.")
+    on_drug_rate_per_day: Annotated[Finite, Field(ge=0, le=10)] | None = Field(
+        None, description="Rate at full effect of the drug, per cell per day (needs drug)."
+    )
+
+
 class Lesion(Strict):
     """A tumour lesion at an anatomical site, with its initial cells per clone type."""
 
@@ -526,6 +544,9 @@ class Scenario(Strict):
     citations: list[Citation] = Field(default_factory=list)
     clones: dict[str, Clone] = Field(description="Clone types by name, in a fixed order.")
     mutations: list[Mutation] = Field(default_factory=list)
+    switching: list[Switching] = Field(
+        default_factory=list, description="Reversible phenotype switches at rates per day."
+    )
     lesions: dict[str, Lesion] = Field(description="Lesions present at time 0, by name.")
     seeding: Seeding = Field(default_factory=Seeding)
     drugs: dict[str, Drug] = Field(default_factory=dict, description="Drugs by name.")
@@ -579,6 +600,15 @@ class Scenario(Strict):
                 raise ValueError(f"lesions.{lesion_name}.cells: a lesion needs at least one cell")
         if self.simulation.stop_clone is not None:
             _require_known("simulation.stop_clone", self.simulation.stop_clone, names, "clone type")
+        for index, switch in enumerate(self.switching):
+            for key, name in (("from", switch.source), ("to", switch.target)):
+                _require_known(f"switching[{index}].{key}", name, names, "clone type")
+            if switch.source == switch.target:
+                raise ValueError(f"switching[{index}].to: must differ from 'from' ({switch.source})")
+            if switch.drug is not None:
+                _require_known(f"switching[{index}].drug", switch.drug, list(self.drugs), "drug")
+            if (switch.drug is None) != (switch.on_drug_rate_per_day is None):
+                raise ValueError(f"switching[{index}]: drug and on_drug_rate_per_day go together")
         self._check_therapy_references(names)
         self._check_step_growth()
         for metric in self.reference:

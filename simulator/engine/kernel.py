@@ -53,7 +53,7 @@ from simulator.engine.events import (
     log_event,
 )
 from simulator.engine.jit import jit, jit_inline
-from simulator.engine.therapy import advance_pk, give_due_doses, step_drug_effects
+from simulator.engine.therapy import advance_pk, give_due_doses, step_drug_effects, step_switch_rates
 
 STATUS_OK = 0
 STATUS_LESION_OVERFLOW = 1
@@ -108,6 +108,8 @@ class Dynamics(NamedTuple):
     edge_start: np.ndarray  # [K + 1] CSR offsets of each source's mutation edges
     edge_target: np.ndarray  # [E]
     edge_probability: np.ndarray  # [E] per division
+    switch_start: np.ndarray  # [K + 1] CSR offsets of each source's phenotype switches
+    switch_target: np.ndarray  # [Es]
     site_cumulative_weight: np.ndarray  # [S] normalised cumulative weights
     seeding_rate: float  # per cell per day
     seeding_capacity: float
@@ -137,6 +139,12 @@ class DrugArrays(NamedTuple):
     item_every: np.ndarray  # steps
     item_cycle: np.ndarray  # steps, 0 for no cycle
     item_active: np.ndarray  # steps
+    switch_source: np.ndarray  # [Es] phenotype switches, in Dynamics' CSR order
+    switch_off: np.ndarray  # [Es] per day without drug
+    switch_on: np.ndarray  # [Es] per day at full effect of the edge's drug
+    switch_drug: np.ndarray  # [Es] -1: no drug dependence
+    switch_ec50: np.ndarray  # [Es]
+    switch_hill: np.ndarray  # [Es]
 
 
 class Rules(NamedTuple):
@@ -258,6 +266,8 @@ class DrugState(NamedTuple):
     central: np.ndarray
     dose_given: np.ndarray
     scale: np.ndarray  # [S, K] scratch
+    switch_rate: np.ndarray  # [S, Es] per day over the current step
+    leave_rate: np.ndarray  # [S, K] total switching away, per day
 
 
 class ClinicView(NamedTuple):
@@ -432,7 +442,9 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
     population = Population(**{name: arrays[name] for name in Population._fields})
     view = ClinicView(**{name: arrays[name] for name in ClinicView._fields})
     drug_state = DrugState(arrays["gut"], arrays["central"], arrays["dose_given"],
-                           np.ones_like(arrays["birth_scale"]))
+                           np.ones_like(arrays["birth_scale"]),
+                           np.zeros((n_sites, model.drugs.switch_off.size)),
+                           np.zeros((n_sites, n_clones)))
     return Buffers(**arrays, population=population, clinic_view=view, drug_state=drug_state)
 
 
@@ -522,6 +534,8 @@ def _emit_one(model, out, rng, clone, lesion, time, offset, birth):
     pick = rng.random() * (birth * model.mutation_total[clone] + model.seeding_rate)
     if pick < model.seeding_rate:
         return _found_lesion(model, out, rng, clone, lesion, time, offset)
+    if model.edge_start[clone + 1] == model.edge_start[clone]:
+        return STATUS_OK  # no mutation edge (reached only by rounding at the rates' edge)
     pick = (pick - model.seeding_rate) / birth if birth > 0.0 else 0.0
     last = model.edge_start[clone + 1] - 1
     edge = model.edge_start[clone]
@@ -560,24 +574,66 @@ def _emit_many(model, out, rng, clone, lesion, time, start, span, n_start, n_end
         n_edge = rng.binomial(remaining, share)
         remaining -= n_edge
         remaining_probability -= model.edge_probability[edge]
-        target = model.edge_target[edge]
-        if n_edge <= _INDIVIDUAL_NEW_CELLS:
-            for _ in range(n_edge):
-                offset = start + exponential_path_time(rng, n_start, n_end, span)
-                if not _push(out, lesion, target, 1, offset):
-                    return STATUS_STACK_OVERFLOW
-            continue
-        left = n_edge
-        left_share = 1.0
-        for index in range(_BULK_BINS):
-            low = span * index / _BULK_BINS
-            high = span * (index + 1) / _BULK_BINS
-            bin_share = exponential_path_share(n_start, n_end, span, low, high)
-            in_bin = left if index == _BULK_BINS - 1 else rng.binomial(left, min(1.0, bin_share / left_share))
-            left -= in_bin
-            left_share -= bin_share
-            if in_bin > 0 and not _push(out, lesion, target, in_bin, start + 0.5 * (low + high)):
-                return STATUS_STACK_OVERFLOW
+        if not _push_spread(out, rng, lesion, model.edge_target[edge], n_edge, start, span,
+                            n_start, n_end):
+            return STATUS_STACK_OVERFLOW
+    return STATUS_OK
+
+
+@jit
+def _push_spread(out, rng, lesion, target, count, start, span, n_start, n_end):
+    """Queue ``count`` new cells of ``target`` born over [start, start + span] along the
+    exponential path from n_start to n_end: one by one up to ``_INDIVIDUAL_NEW_CELLS``, else
+    in ``_BULK_BINS`` groups born at their bin's midpoint. False when the stack is full."""
+    if count <= _INDIVIDUAL_NEW_CELLS:
+        for _ in range(count):
+            offset = start + exponential_path_time(rng, n_start, n_end, span)
+            if not _push(out, lesion, target, 1, offset):
+                return False
+        return True
+    left = count
+    left_share = 1.0
+    for index in range(_BULK_BINS):
+        low = span * index / _BULK_BINS
+        high = span * (index + 1) / _BULK_BINS
+        bin_share = exponential_path_share(n_start, n_end, span, low, high)
+        in_bin = left if index == _BULK_BINS - 1 else rng.binomial(left, min(1.0, bin_share / left_share))
+        left -= in_bin
+        left_share -= bin_share
+        if in_bin > 0 and not _push(out, lesion, target, in_bin, start + 0.5 * (low + high)):
+            return False
+    return True
+
+
+@jit
+def _switch_one(model, out, rng, clone, lesion, offset, leave, switch_rate):
+    """A cell of ``clone`` switches phenotype along one of its switching edges, chosen in
+    proportion to their rates; the switched cell is queued in its new type."""
+    pick = rng.random() * leave
+    last = model.switch_start[clone + 1] - 1
+    edge = model.switch_start[clone]
+    while edge < last and pick >= switch_rate[edge]:
+        pick -= switch_rate[edge]
+        edge += 1
+    if not _push(out, lesion, model.switch_target[edge], 1, offset):
+        return STATUS_STACK_OVERFLOW
+    return STATUS_OK
+
+
+@jit
+def _switch_many(model, out, rng, clone, lesion, start, span, n_start, n_end, count, leave,
+                 switch_rate):
+    """``count`` switches of cells of ``clone`` over [start, start + span] (bulk regime)."""
+    remaining, remaining_rate = count, leave
+    for edge in range(model.switch_start[clone], model.switch_start[clone + 1]):
+        if remaining == 0:
+            break
+        n_edge = rng.binomial(remaining, min(1.0, switch_rate[edge] / remaining_rate))
+        remaining -= n_edge
+        remaining_rate -= switch_rate[edge]
+        if not _push_spread(out, rng, lesion, model.switch_target[edge], n_edge, start, span,
+                            n_start, n_end):
+            return STATUS_STACK_OVERFLOW
     return STATUS_OK
 
 
@@ -604,7 +660,8 @@ def _quiet_step(rng, n, keep_birth, death, emission, left):
 
 
 @jit
-def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death, u, dt):
+def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death, u, dt, leave,
+                  switch_rate):
     """Advance ``n`` cells of one type, born ``offset`` days into the step, to its end, once
     ``_quiet_step`` found that they emit; ``u`` is its uniform draw (``_BULK``: none drawn).
 
@@ -614,7 +671,7 @@ def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death,
     survivors with Poisson emissions along the exponential path between its ends.
     """
     keep_birth = birth * (1.0 - model.mutation_total[clone])
-    emission = birth * model.mutation_total[clone] + model.seeding_rate
+    emission = birth * model.mutation_total[clone] + model.seeding_rate + leave
     root = emission_root(keep_birth, death, emission)
     t = offset
     while n > 0:
@@ -622,9 +679,15 @@ def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death,
         p_emit, p_extinct, p_geometric = emission_interval(keep_birth, death, emission, root, left)
         log_none = n * math.log1p(-p_emit)
         if -log_none > _BULK_EMISSIONS:
-            n_end = bnb_advance(rng, n, keep_birth, death, left)
+            # Switching away removes the cell, like a death, for the survivors' count.
+            n_end = bnb_advance(rng, n, keep_birth, death + leave, left)
             count = rng.poisson(emission * exponential_path_integral(n, n_end, left))
-            status = _emit_many(model, out, rng, clone, lesion, time, t, left, n, n_end, count, birth)
+            n_leave = rng.binomial(count, leave / emission) if leave > 0.0 else 0
+            status = _switch_many(model, out, rng, clone, lesion, t, left, n, n_end, n_leave,
+                                  leave, switch_rate)
+            if status == STATUS_OK:
+                status = _emit_many(model, out, rng, clone, lesion, time, t, left, n, n_end,
+                                    count - n_leave, birth)
             return n_end if status == STATUS_OK else -status
         if u == _BULK:
             u = rng.random()
@@ -637,7 +700,11 @@ def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death,
         n = (advance_without_emission(rng, n - 1, 1.0 - p_emit, p_extinct, p_geometric)
              + size_biased_lineage(rng, p_geometric))
         t += wait
-        status = _emit_one(model, out, rng, clone, lesion, time, t, birth)
+        if leave > 0.0 and rng.random() * emission < leave:
+            n -= 1  # the emitting cell switched phenotype: it leaves this compartment
+            status = _switch_one(model, out, rng, clone, lesion, t, leave, switch_rate)
+        else:
+            status = _emit_one(model, out, rng, clone, lesion, time, t, birth)
         if status != STATUS_OK:
             return -status
     return 0
@@ -679,7 +746,8 @@ def _commit_new_lesions(out, time):
 
 
 @jit_inline
-def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt):
+def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt, switch_rate,
+                    leave_rate):
     """Advance every clone of one lesion, and all cells born in it, by one step.
 
     Cells present at the step's start run to its end first; each cell or group born during
@@ -707,14 +775,15 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt):
         n, offset = out.stack_cells[top], out.stack_time[top]
         # Founders of new lesions grow free of density: they are single cells.
         where_factor = factor if where == lesion else 1.0
-        birth, death = _clone_rates(model, clone, where_factor, birth_scale, death_add,
-                                    out.lesion_site[where])
+        site = out.lesion_site[where]
+        birth, death = _clone_rates(model, clone, where_factor, birth_scale, death_add, site)
         mutation = model.mutation_total[clone]
+        leave = leave_rate[site, clone]
         n_end, handoff = _quiet_step(rng, n, birth * (1.0 - mutation), death,
-                                     birth * mutation + model.seeding_rate, dt - offset)
+                                     birth * mutation + model.seeding_rate + leave, dt - offset)
         if handoff != _DONE:
             n_end = _run_lineages(model, out, rng, where, clone, n, offset, time, birth, death,
-                                  handoff, dt)
+                                  handoff, dt, leave, switch_rate[site])
             if n_end < 0:
                 return -n_end
         out.cells[where, clone] += n_end
@@ -898,10 +967,12 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
     for sub in range(n_sub):
         start = time + sub * dt
         step_drug_effects(drugs, pk, dt, birth_scale, death_add)
+        step_switch_rates(drugs, pk, dt)
         if not _rates_finite(clock, birth_scale, death_add):
             return STATUS_NON_FINITE, start
         for lesion in range(n_lesions):
-            status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, dt)
+            status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, dt,
+                                     pk.switch_rate, pk.leave_rate)
             if status != STATUS_OK:
                 return status, start + dt
         advance_pk(drugs, pk, dt)

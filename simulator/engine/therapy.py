@@ -112,6 +112,36 @@ def step_drug_effects(clinic, state, dt, birth_scale, death_add):
 
 
 @jit
+def step_switch_rates(clinic, state, dt):
+    """Phenotype switching rates per (site, edge) averaged over the coming step, and each
+    (site, clone)'s total rate of switching away (``state.leave_rate``).
+
+    An edge switches at ``off`` per day without drug and moves towards ``on`` with the Hill
+    effect of its drug's exposure (drug-induced tolerance, and its fading after withdrawal).
+    """
+    n_edges = clinic.switch_off.size
+    if n_edges == 0:
+        return
+    n_sites = state.switch_rate.shape[0]
+    state.leave_rate[:, :] = 0.0
+    for edge in range(n_edges):
+        drug = clinic.switch_drug[edge]
+        for site in range(n_sites):
+            effect = 0.0
+            if drug >= 0 and (state.gut[drug] > 0.0 or state.central[drug] > 0.0):
+                for node in range(_NODES.size):
+                    amount = central_amount(state.gut[drug], state.central[drug],
+                                            clinic.drug_absorption[drug],
+                                            clinic.drug_elimination[drug], _NODES[node] * dt)
+                    exposure = amount * clinic.drug_normalisation[drug] * clinic.drug_penetration[drug, site]
+                    effect += _WEIGHTS[node] * hill(exposure, clinic.switch_ec50[edge],
+                                                    clinic.switch_hill[edge])
+            rate = clinic.switch_off[edge] + (clinic.switch_on[edge] - clinic.switch_off[edge]) * effect
+            state.switch_rate[site, edge] = rate
+            state.leave_rate[site, clinic.switch_source[edge]] += rate
+
+
+@jit
 def apply_local_therapy(clinic, cells, lesion, site, modality, rng):
     """Kill a fraction of a lesion's cells; returns the fraction of cells that survived."""
     kill = clinic.modality_kill[modality, site]
