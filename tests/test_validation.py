@@ -248,3 +248,17 @@ def test_validate_prints_the_same_line_as_run(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().endswith("therapy.start_day: must be <= 36525, got 1e+300")
     assert json.loads(CliRunner().invoke(main, ["schema"]).output)["$defs"]["Therapy"]
+
+
+def test_death_before_the_first_line_counts_as_events_at_time_zero():
+    from simulator.runner import simulate
+
+    # 1e9 cells growing at 0.05/day pass 2e9 in about 14 days; therapy was to start on day 100.
+    raw = small(**{"simulation.lethal_burden": 2e9, "therapy.start_day": 100})
+    result = simulate(load_scenario(raw), seed=1)
+    died = result.events[result.events["kind"] == "death"]["time"]
+    assert len(died) == 1 and died.iloc[0] < 100
+    e = result.endpoints
+    assert (e["pfs_days"], e["os_days"], e["ttf_days"], e["end_days"]) == (0.0, 0.0, 0.0, 0.0)
+    assert e["progressed"] and e["died"] and e["treatment_failed"]
+    assert e["lines_used"] == 0
