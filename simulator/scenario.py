@@ -42,6 +42,9 @@ MAX_STEPS = 1_000_000
 MAX_RATE = 100.0  # per cell per day: a division every 15 minutes
 MAX_RUN_BYTES = 2 * 1024**3  # buffers of one run, before any lesion-room growth
 MAX_INTEGER = 10**9
+# Lesions founded by seeding, expected over a run: a quarter of the engine's room (2^20), so
+# chance fluctuations never reach it.
+MAX_SEEDED_LESIONS = 2**18
 # Counts are int64 (exact to 9.2e18): the largest burden a step can reach must stay below this.
 INT64_HEADROOM = 2.0**62
 # (exposure / ec50) ** hill is evaluated directly; it must stay below floating-point overflow.
@@ -149,7 +152,10 @@ class Lesion(Strict):
 class Seeding(Strict):
     """Metastatic seeding: each cell sends out a founder of a new lesion at a constant rate."""
 
-    rate: Rate = Field(0.0, description="Seeding events per cell per day (0 to 100).")
+    rate: Rate = Field(
+        0.0, description="Seeding events per cell per day (0 to 100); the lesions a run could found "
+        "(rate x the expected cell-days before simulation.lethal_burden) must be at most 262,144."
+    )
     site_weights: dict[str, Annotated[Finite, Field(ge=0, le=1e12)]] = Field(
         default_factory=lambda: {"lung": 1.0},
         description="Relative weight of each destination site (organotropism), 0 to 1e12.",
@@ -686,6 +692,7 @@ class Scenario(Strict):
         self._check_step_growth()
         self._check_count_range()
         self._check_exposure_effect()
+        self._check_seeding()
         self._check_memory()
         for metric, (low, high) in self.reference.items():
             _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
@@ -729,7 +736,8 @@ class Scenario(Strict):
             raise ValueError("policy.adaptive.enabled: cannot be combined with policy.holiday.enabled")
         dt = self.simulation.dt_days
         _require_multiple("therapy.start_day", self.therapy.start_day, dt)
-        _require_multiple("monitoring.visit_every_days", self.monitoring.visit_every_days, dt, interval=True)
+        if self.monitoring.enabled:
+            _require_multiple("monitoring.visit_every_days", self.monitoring.visit_every_days, dt, interval=True)
         for line_name, line in self.therapy.lines.items():
             for index, dosing in enumerate(line.dosing):
                 for key in ("every_days", "cycle_days", "active_days"):
@@ -783,6 +791,15 @@ class Scenario(Strict):
                         f"exposure up to {reach:.3g} (the therapy lines' dosing), ec50 {ec50:g} and hill "
                         f"{hill:g} it reaches 1e{size / math.log(10):.0f}; lower hill or raise ec50"
                     )
+
+    def _check_seeding(self) -> None:
+        expected = expected_seeded_lesions(self)
+        if expected > MAX_SEEDED_LESIONS:
+            raise ValueError(
+                f"seeding.rate: a run could found about {expected:.3g} lesions (rate {self.seeding.rate:g} "
+                f"x up to {expected / self.seeding.rate:.3g} cell-days before lethal_burden); at most "
+                f"{MAX_SEEDED_LESIONS:,}; lower seeding.rate, lethal_burden or duration_days"
+            )
 
     def _check_memory(self) -> None:
         need, detail = run_bytes(self)
@@ -838,13 +855,35 @@ def peak_exposure(scenario: Scenario, drug_name: str) -> float:
     return amount * k * drug.standard_interval_days / drug.standard_dose
 
 
+def expected_seeded_lesions(scenario: Scenario) -> float:
+    """An upper bound of the expected number of lesions seeding founds in a run.
+
+    The expected burden never exceeds ``N0 exp(g t)`` (``g`` the fastest drug-free net growth
+    rate; drugs and density only slow it) nor the lethal burden, so the expected seeding events
+    are at most ``rate`` times the integral of ``min(lethal, N0 exp(g t))`` over the run.
+    """
+    rate = scenario.seeding.rate
+    if rate <= 0:
+        return 0.0
+    sim = scenario.simulation
+    start = float(sum(sum(lesion.cells.values()) for lesion in scenario.lesions.values()))
+    lethal, days = sim.lethal_burden, sim.duration_days
+    if start >= lethal:
+        return rate * start * sim.dt_days  # the patient dies at the end of the first step
+    growth = max(c.birth - c.death for c in scenario.clones.values())
+    if growth <= 0:
+        return rate * start * days
+    reach = min(days, math.log(lethal / start) / growth)
+    return rate * ((start * math.exp(growth * reach) - start) / growth + lethal * (days - reach))
+
+
 def run_bytes(scenario: Scenario) -> tuple[int, str]:
     """Bytes the engine's buffers of one run take (with the trajectory recorded), and how:
     the initial lesion room x clone types x records, and visits x lesion room."""
     sim = scenario.simulation
     room = sim.max_lesions
-    while room < len(scenario.lesions):
-        room *= 2  # the engine doubles its room until the initial lesions fit
+    while room < len(scenario.lesions) + expected_seeded_lesions(scenario):
+        room *= 2  # the engine doubles its room until the lesions fit
     clones = len(scenario.clones)
     records = sim.n_steps // sim.record_every_steps + 2
     visits = 1

@@ -52,6 +52,8 @@ def small(**changes) -> dict:
     # counts stay within int64
     ("simulation.lethal_burden=1e30", "simulation.lethal_burden: must be <= 1e+15, got 1e+30"),
     ("clones.sensitive.birth=20", "simulation.lethal_burden: a burden of 1e+12 cells grows within one step"),
+    # lesions founded stay within the engine's room (2^20)
+    ("seeding.rate=1", "seeding.rate: a run could found about"),
     # diameters stay finite
     ("monitoring.cells_per_cm3=1e-300", "monitoring.cells_per_cm3: must be >= 1000, got 1e-300"),
     # strict types
