@@ -133,7 +133,7 @@ class Mutation(Strict):
 
     source: str = Field(alias="from", description="Clone type that divides.")
     target: str = Field(alias="to", description="Clone type of the mutant daughter.")
-    probability: Probability = Field(description="Probability per division.")
+    probability: Probability = Field(description="Probability per division (0 to 1).")
 
 
 class Lesion(Strict):
@@ -183,7 +183,8 @@ class Simulation(Strict):
         "within it. Every interval (visits, doses, records) is a whole number >= 1 of steps."
     )
     record_every_days: Interval = Field(
-        7.0, description="Trajectory sampling, days: a whole multiple of dt_days, at least one step."
+        7.0, description="Trajectory sampling, days (> 0, at most 36525): a whole multiple of dt_days, "
+        "at least one step."
     )
     seed: Integer = Field(1, ge=0, le=2**63 - 1, description="Seed of the random numbers (0 to 2^63 - 1).")
     growth_law: GrowthLaw = Field("exponential", description="Default density dependence.")
@@ -287,15 +288,16 @@ class Dosing(Strict):
     drug: str
     dose: DoseAmount = Field(description="Dose, in the drug's dose unit (0 to 1e9).")
     every_days: Interval = Field(
-        1.0, description="Interval between doses, days: a whole multiple of simulation.dt_days, "
-        "at least one step (at most 36525)."
+        1.0, description="Interval between doses, days (> 0, at most 36525): a whole multiple of "
+        "simulation.dt_days, at least one step."
     )
     cycle_days: Interval | None = Field(
-        None, description="Length of a dosing cycle, days (a whole multiple of dt_days, at least one step)."
+        None, description="Length of a dosing cycle, days (> 0, at most 36525; a whole multiple of "
+        "dt_days, at least one step)."
     )
     active_days: Interval | None = Field(
-        None, description="Days at the start of each cycle on which doses are given (a whole "
-        "multiple of dt_days, at least one step, at most cycle_days)."
+        None, description="Days at the start of each cycle on which doses are given (> 0, at most "
+        "36525 and cycle_days; a whole multiple of dt_days, at least one step)."
     )
 
     @model_validator(mode="after")
@@ -333,11 +335,11 @@ class Therapy(Strict):
 class Modality(Strict):
     """A local therapy of one lesion: kills a fraction of its cells; survivors regrow."""
 
-    kill_fraction: Probability = Field(description="Fraction of the lesion's cells killed.")
-    failure_probability: Probability = Field(0.0, description="Chance of a local failure.")
-    kill_fraction_on_failure: Probability = Field(0.5, description="Fraction killed on failure.")
+    kill_fraction: Probability = Field(description="Fraction of the lesion's cells killed (0 to 1).")
+    failure_probability: Probability = Field(0.0, description="Chance of a local failure (0 to 1).")
+    kill_fraction_on_failure: Probability = Field(0.5, description="Fraction killed on failure (0 to 1).")
     site_kill_fraction: dict[str, Probability] = Field(
-        default_factory=dict, description="Kill fraction by site, overriding kill_fraction."
+        default_factory=dict, description="Kill fraction by site (0 to 1), overriding kill_fraction."
     )
 
 
@@ -361,8 +363,8 @@ class Monitoring(Strict):
 
     enabled: Boolean = Field(True, description="Visits with CT, marker and ctDNA.")
     visit_every_days: Interval = Field(
-        56.0, description="Days between visits: a whole multiple of simulation.dt_days, at least "
-        "one step (at most 36525)."
+        56.0, description="Days between visits (> 0, at most 36525): a whole multiple of "
+        "simulation.dt_days, at least one step."
     )
     cells_per_cm3: Annotated[Finite, Field(ge=1e3, le=1e13)] = Field(
         1e9, description="Cell density to turn counts into size, cells per cm^3 (1e3 to 1e13)."
@@ -392,7 +394,7 @@ class Monitoring(Strict):
         33.0, description="ctDNA clearance, per day (0.01 to 1e4)."
     )
     blood_fraction_sampled: Probability = Field(
-        0.003, description="Fraction of circulating DNA in one draw (15 mL of 5 L)."
+        0.003, description="Fraction of circulating DNA in one draw (0 to 1; 15 mL of 5 L is 0.003)."
     )
     normal_cfdna_copies: Annotated[Finite, Field(ge=0, le=1e12)] = Field(
         3000.0, description="Genome equivalents of normal cell-free DNA in one draw (0 to 1e12)."
@@ -401,7 +403,7 @@ class Monitoring(Strict):
         2, ge=1, le=MAX_INTEGER, description="Mutant copies needed to call a variant (1 to 1e9)."
     )
     biopsy_min_fraction: Probability = Field(
-        0.05, description="Fraction of a lesion a genotype needs to be found at re-biopsy."
+        0.05, description="Fraction of a lesion a genotype needs to be found at re-biopsy (0 to 1)."
     )
 
 
@@ -858,9 +860,11 @@ def peak_exposure(scenario: Scenario, drug_name: str) -> float:
 def expected_seeded_lesions(scenario: Scenario) -> float:
     """An upper bound of the expected number of lesions seeding founds in a run.
 
-    The expected burden never exceeds ``N0 exp(g t)`` (``g`` the fastest drug-free net growth
-    rate; drugs and density only slow it) nor the lethal burden, so the expected seeding events
-    are at most ``rate`` times the integral of ``min(lethal, N0 exp(g t))`` over the run.
+    A founder is a new cell (its source keeps its own), so seeding adds to growth: the expected
+    burden never exceeds ``N0 exp(g t)`` with ``g`` the fastest drug-free net growth rate plus
+    the seeding rate (drugs and density only slow it; each new lesion has its own capacity),
+    nor the lethal burden. The expected seeding events are at most ``rate`` times the integral
+    of ``min(lethal, N0 exp(g t))`` over the run.
     """
     rate = scenario.seeding.rate
     if rate <= 0:
@@ -870,7 +874,7 @@ def expected_seeded_lesions(scenario: Scenario) -> float:
     lethal, days = sim.lethal_burden, sim.duration_days
     if start >= lethal:
         return rate * start * sim.dt_days  # the patient dies at the end of the first step
-    growth = max(c.birth - c.death for c in scenario.clones.values())
+    growth = max(c.birth - c.death for c in scenario.clones.values()) + rate
     if growth <= 0:
         return rate * start * days
     reach = min(days, math.log(lethal / start) / growth)
@@ -1233,7 +1237,21 @@ def _unwrap(annotation: Any) -> Any:
 
 def scenario_json_schema() -> dict:
     """JSON Schema of a scenario file (the TOML maps one to one onto JSON)."""
-    return Scenario.model_json_schema(by_alias=True)
+    return _standard_bounds(Scenario.model_json_schema(by_alias=True))
+
+
+# Bounds on validated numbers reach the schema under pydantic's names; JSON Schema has its own.
+_BOUND_KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _standard_bounds(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_standard_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    numeric = node.get("type") in ("number", "integer")
+    return {(_BOUND_KEYWORDS[key] if numeric and key in _BOUND_KEYWORDS else key): _standard_bounds(value)
+            for key, value in node.items()}
 
 
 def scenario_to_dict(scenario: Scenario) -> dict:

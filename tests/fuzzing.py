@@ -258,3 +258,39 @@ def set_arguments(draw, paths: list[str]) -> list[str]:
                                st.text(max_size=8)))
         out.append(f"{path}={value}")
     return out
+
+
+# --- the edges of every bound -------------------------------------------------------------------
+
+
+def schema_bounds(schema: dict, path: str) -> list[float]:
+    """The numeric bounds the JSON schema states for the field at ``path`` (inclusive ones as
+    they are, exclusive ones nudged inside)."""
+    node = schema
+    for key in path.split("."):
+        node = _resolve(schema, node)
+        if "properties" in node and key in node["properties"]:
+            node = node["properties"][key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        elif "items" in node:
+            node = node["items"]
+        else:
+            return []
+    bounds = []
+    for option in [_resolve(schema, node), *(_resolve(schema, o) for o in node.get("anyOf", []))]:
+        for key, nudge in (("minimum", 0), ("maximum", 0), ("exclusiveMinimum", 1), ("exclusiveMaximum", -1)):
+            if key in option:
+                value = float(option[key])
+                bounds.append(value if not nudge else math.nextafter(value, nudge * math.inf))
+    return bounds
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in node:
+        refs = [o for o in node["anyOf"] if "$ref" in o]
+        if refs:
+            return _resolve(schema, refs[0])
+    return node

@@ -4,6 +4,8 @@ and every value it refuses gets one line naming the field, the value and what is
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -233,7 +235,10 @@ def test_every_bound_appears_in_the_schema_description():
         for path, bound, description in _bounds(node, f"{definition}."):
             if path.startswith(("Distribution.", "Citation.", "Subtype.", "Cohort.")):
                 continue  # distribution parameters are checked through their quantiles
-            spellings = {f"{bound:g}", f"{bound:,}", str(bound), f"{bound:.0e}".replace("e+0", "e").replace("e-0", "e-")}
+            spellings = {f"{bound:g}", f"{bound:,}", str(bound),
+                         re.sub(r"e([+-]?)0*(\d)", lambda m: f"e{m[1].strip('+')}{m[2]}", f"{bound:g}")}
+            if bound > 0 and math.log10(bound).is_integer():
+                spellings.add(f"1e{int(math.log10(bound))}")
             if bound == 2**63 - 1:
                 spellings.add("2^63 - 1")
             if isinstance(bound, float) and bound.is_integer():
@@ -264,3 +269,11 @@ def test_death_before_the_first_line_counts_as_events_at_time_zero():
     assert (e["pfs_days"], e["os_days"], e["ttf_days"], e["end_days"]) == (0.0, 0.0, 0.0, 0.0)
     assert e["progressed"] and e["died"] and e["treatment_failed"]
     assert e["lines_used"] == 0
+
+
+def test_a_dry_run_of_a_huge_grid_is_refused_in_one_line():
+    grid = [item for path in ("clones.resistant.birth", "clones.sensitive.death", "clones.resistant.death")
+            for item in ("--grid", f"{path}=lin:0.1:0.2:1000")]
+    result = CliRunner().invoke(main, ["sweep", TEACHING, *grid, "--dry-run"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --grid: 1000 x 1000 x 1000 = 1,000,000,000 points; at most 1,000,000"
