@@ -418,17 +418,54 @@ def _map(tasks: list, workers: int, progress: bool, sizes: list[int]) -> Iterabl
                 yield _simulate_patients(task)
                 bar.update(size)
             return
-        with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker, initargs=(os.getpid(),))
+        try:
             for output, size in zip(pool.map(_simulate_patients, tasks), sizes):
                 yield output
                 bar.update(size)
+        except BaseException:
+            # Interrupted or failed: drop the queued chunks instead of waiting for all of them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         bar.close()
 
 
-def _quiet_worker() -> None:
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_SECONDS = 0.5
+
+
+def _quiet_worker(parent: int | None = None) -> None:
+    """Initializer of pool workers: one BLAS thread, and end with the process that started the
+    pool, however it ends (even SIGKILL, which runs no cleanup in it)."""
+    import ctypes
+    import multiprocessing
+    import signal
+    import sys
+    import threading
+
     # A worker must not compete for cores with its siblings through threaded BLAS.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # the watching thread below still ends the worker
+    watched = os.getppid()
+    if parent is not None and watched != parent and multiprocessing.get_start_method() != "forkserver":
+        os._exit(1)  # the pool's process died before this worker could watch it
+    # The kernels release the GIL, so this thread runs even while a patient is simulated.
+    threading.Thread(target=_watch_parent, args=(watched,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    # An orphan is re-parented (to init or a subreaper), so its parent id changes.
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 # --- summaries ------------------------------------------------------------------------------

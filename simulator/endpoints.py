@@ -4,6 +4,12 @@ Times are in days from the start of therapy (``therapy.start_day``). An endpoint
 did not happen by the end of the run is censored there: ``pfs_days`` is then the follow-up
 time and ``progressed`` is False, as in a trial's data set. The PFS event is the first RECIST
 progression or death, whichever comes first.
+
+A patient who dies before the first line starts (the tumour was lethal before therapy) is
+counted as in an intention-to-treat analysis whose origin is the planned start of therapy:
+progression, death and treatment failure all happen at time 0 (``pfs_days = os_days =
+ttf_days = 0``, with the events), never at a negative time. A run that ends before therapy
+starts without a death has follow-up 0 and every endpoint censored at 0.
 """
 
 from __future__ import annotations
@@ -34,13 +40,15 @@ def patient_endpoints(scenario: Scenario, events: pd.DataFrame, visits: pd.DataF
     lines = events[kinds.isin(["line_start", "therapy_exhausted"])]
     failures = lines[lines["time"] > lines["time"].min()] if len(lines) else lines
     failure = pd.concat([failures["time"], death["time"]]).min() if len(lines) else math.nan
+    if len(death) and float(death["time"].iloc[0]) < start and scenario.therapy.lines:
+        failure = float(death["time"].iloc[0])  # died before the first line: it failed at once
     time_on_line = _time_on_line(lines, end_time)
     endpoints = {
         "pfs_days": _first(progression, start, follow_up),
         "progressed": bool(len(progression)),  # the PFS event: progression or death
         "os_days": _first(death, start, follow_up),
         "died": bool(len(death)),
-        "ttf_days": (failure - start) if not math.isnan(failure) else follow_up,
+        "ttf_days": max(failure - start, 0.0) if not math.isnan(failure) else follow_up,
         "treatment_failed": not math.isnan(failure),
         "best_response": _best_response(visits),
         "lines_used": int((kinds == "line_start").sum()),
@@ -55,7 +63,9 @@ def patient_endpoints(scenario: Scenario, events: pd.DataFrame, visits: pd.DataF
 
 
 def _first(table: pd.DataFrame, start: float, follow_up: float) -> float:
-    return float(table["time"].iloc[0] - start) if len(table) else follow_up
+    """Days from the start of therapy to the first event of ``table`` (0 for an event before
+    it), or the follow-up if there is none."""
+    return max(float(table["time"].iloc[0] - start), 0.0) if len(table) else follow_up
 
 
 def _best_response(visits: pd.DataFrame) -> str | None:

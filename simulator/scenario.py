@@ -35,6 +35,22 @@ GROWTH_LAWS: tuple[str, ...] = typing.get_args(GrowthLaw)
 MAX_CELLS = 10**15
 MAX_NET_GROWTH_PER_STEP = 20.0
 
+# Resource bounds: every scenario that validates runs to completion within them.
+MAX_DAYS = 36_525.0  # 100 years: every day value and interval
+MIN_DT_DAYS = 1e-4
+MAX_STEPS = 1_000_000
+MAX_RATE = 100.0  # per cell per day: a division every 15 minutes
+MAX_RUN_BYTES = 2 * 1024**3  # buffers of one run, before any lesion-room growth
+MAX_INTEGER = 10**9
+# Lesions founded by seeding, expected over a run: a quarter of the engine's room (2^20), so
+# chance fluctuations never reach it.
+MAX_SEEDED_LESIONS = 2**18
+# Counts are int64 (exact to 9.2e18): the largest burden a step can reach must stay below this.
+INT64_HEADROOM = 2.0**62
+# (exposure / ec50) ** hill is evaluated directly; it must stay below floating-point overflow.
+MAX_HILL_RATIO_LOG = math.log(1e300)
+EXTREME_QUANTILE = 1e-9
+
 
 class ScenarioError(ValueError):
     """A scenario is malformed; the message names the field path and what is allowed."""
@@ -60,11 +76,30 @@ def _cell_count(value: Any) -> int:
     return int(number)
 
 
+def _integer(value: Any) -> int:
+    """A whole number (1e5 as well as 100000), never a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
 Finite = Annotated[float, BeforeValidator(_finite)]
-Rate = Annotated[Finite, Field(ge=0)]
+Rate = Annotated[Finite, Field(ge=0, le=MAX_RATE)]
 PositiveFinite = Annotated[Finite, Field(gt=0)]
 Probability = Annotated[Finite, Field(ge=0, le=1)]
 CellCount = Annotated[int, BeforeValidator(_cell_count)]
+Integer = Annotated[int, BeforeValidator(_integer)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+Day = Annotated[Finite, Field(ge=0, le=MAX_DAYS)]
+Interval = Annotated[Finite, Field(gt=0, le=MAX_DAYS)]
 
 
 class Strict(BaseModel):
@@ -84,8 +119,8 @@ class Citation(Strict):
 class Clone(Strict):
     """A clone type (genotype or phenotype) with its drug-free rates."""
 
-    birth: Rate = Field(description="Division rate without drug, per cell per day.")
-    death: Rate = Field(description="Death rate without drug, per cell per day.")
+    birth: Rate = Field(description="Division rate without drug, per cell per day (0 to 100).")
+    death: Rate = Field(description="Death rate without drug, per cell per day (0 to 100).")
     label: str = Field("", description="Human-readable label, e.g. 'EGFR L858R + T790M'.")
     subtype: str = Field("", description="Histologic subtype, e.g. 'solid' or 'acinar'.")
     resistance: str = Field(
@@ -98,7 +133,7 @@ class Mutation(Strict):
 
     source: str = Field(alias="from", description="Clone type that divides.")
     target: str = Field(alias="to", description="Clone type of the mutant daughter.")
-    probability: Probability = Field(description="Probability per division.")
+    probability: Probability = Field(description="Probability per division (0 to 1).")
 
 
 class Switching(Strict):
@@ -124,8 +159,8 @@ class Lesion(Strict):
 
     site: str = Field(description="Anatomical site, e.g. lung, brain, liver, bone, adrenal.")
     cells: dict[str, CellCount] = Field(description="Initial cells per clone type.")
-    carrying_capacity: Annotated[Finite, Field(gt=1)] = Field(
-        1e11, description="Carrying capacity, cells."
+    carrying_capacity: Annotated[Finite, Field(gt=1, le=1e18)] = Field(
+        1e11, description="Carrying capacity, cells (> 1, at most 1e18)."
     )
     growth_law: GrowthLaw | None = Field(
         None, description="Density dependence; defaults to simulation.growth_law."
@@ -135,13 +170,16 @@ class Lesion(Strict):
 class Seeding(Strict):
     """Metastatic seeding: each cell sends out a founder of a new lesion at a constant rate."""
 
-    rate: Rate = Field(0.0, description="Seeding events per cell per day.")
-    site_weights: dict[str, Annotated[Finite, Field(ge=0)]] = Field(
-        default_factory=lambda: {"lung": 1.0},
-        description="Relative weight of each destination site (organotropism).",
+    rate: Rate = Field(
+        0.0, description="Seeding events per cell per day (0 to 100); the lesions a run could found "
+        "(rate x the expected cell-days before simulation.lethal_burden) must be at most 262,144."
     )
-    carrying_capacity: Annotated[Finite, Field(gt=1)] = Field(
-        1e10, description="Carrying capacity of a seeded lesion, cells."
+    site_weights: dict[str, Annotated[Finite, Field(ge=0, le=1e12)]] = Field(
+        default_factory=lambda: {"lung": 1.0},
+        description="Relative weight of each destination site (organotropism), 0 to 1e12.",
+    )
+    carrying_capacity: Annotated[Finite, Field(gt=1, le=1e18)] = Field(
+        1e10, description="Carrying capacity of a seeded lesion, cells (> 1, at most 1e18)."
     )
 
     @model_validator(mode="after")
@@ -154,18 +192,27 @@ class Seeding(Strict):
 class Simulation(Strict):
     """How long, how finely and with which seed to simulate."""
 
-    duration_days: PositiveFinite = Field(730.0, description="Simulated time, days.")
-    dt_days: PositiveFinite = Field(
-        1.0, description="Engine step, days; rates that change are held constant within it."
+    duration_days: Interval = Field(
+        730.0, description="Simulated time, days (> 0, at most 36525: 100 years; at most "
+        "1,000,000 steps of dt_days)."
     )
-    record_every_days: PositiveFinite = Field(7.0, description="Trajectory sampling, days.")
-    seed: int = Field(1, ge=0, description="Seed of the random numbers.")
+    dt_days: Annotated[Finite, Field(ge=MIN_DT_DAYS, le=MAX_DAYS)] = Field(
+        1.0, description="Engine step, days (1e-4 to 36525); rates that change are held constant "
+        "within it. Every interval (visits, doses, records) is a whole number >= 1 of steps."
+    )
+    record_every_days: Interval = Field(
+        7.0, description="Trajectory sampling, days (> 0, at most 36525): a whole multiple of dt_days, "
+        "at least one step."
+    )
+    seed: Integer = Field(1, ge=0, le=2**63 - 1, description="Seed of the random numbers (0 to 2^63 - 1).")
     growth_law: GrowthLaw = Field("exponential", description="Default density dependence.")
-    lethal_burden: PositiveFinite = Field(
-        1e12, description="Total cells at which the patient dies and the simulation stops."
+    lethal_burden: Annotated[Finite, Field(gt=0, le=MAX_CELLS)] = Field(
+        1e12, description="Total cells at which the patient dies and the simulation stops (> 0, at "
+        "most 1e15; with one step of the fastest growth it must stay below 2^62 cells, the int64 count range)."
     )
-    max_lesions: int = Field(
-        64, ge=1, le=100_000, description="Initial room for lesions; grows automatically."
+    max_lesions: Integer = Field(
+        64, ge=1, le=100_000, description="Initial room for lesions (1 to 100000); grows automatically. "
+        "The run's buffers (room x clone types x records, and visits) must fit in 2 GiB."
     )
     stop_at_cells: PositiveFinite | None = Field(
         None, description=(
@@ -181,6 +228,10 @@ class Simulation(Strict):
             raise ValueError(
                 f"dt_days: must be <= duration_days ({self.duration_days}), got {self.dt_days}"
             )
+        if self.record_every_days < self.dt_days * (1 - 1e-9):
+            raise ValueError(
+                f"record_every_days: must be >= dt_days ({self.dt_days:g}, one step), got {self.record_every_days:g}"
+            )
         for name in ("duration_days", "record_every_days"):
             ratio = getattr(self, name) / self.dt_days
             if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
@@ -188,6 +239,11 @@ class Simulation(Strict):
                     f"{name}: must be a whole multiple of dt_days ({self.dt_days}), "
                     f"got {getattr(self, name)}"
                 )
+        if self.n_steps > MAX_STEPS:
+            raise ValueError(
+                f"dt_days: duration_days / dt_days must be <= {MAX_STEPS:,} steps, got "
+                f"{self.duration_days:g} / {self.dt_days:g} = {self.n_steps:,}"
+            )
         return self
 
     @property
@@ -199,17 +255,24 @@ class Simulation(Strict):
         return max(1, int(round(self.record_every_days / self.dt_days)))
 
 
+EC50 = Annotated[Finite, Field(ge=1e-6, le=1e6)]
+Hill = Annotated[Finite, Field(ge=0.01, le=100)]
+HalfLife = Annotated[Finite, Field(ge=1e-3, le=MAX_DAYS)]
+DoseAmount = Annotated[Finite, Field(ge=0, le=1e9)]
+
+
 class DrugEffect(Strict):
     """How full exposure to a drug changes one clone type's rates (Emax/Hill in exposure)."""
 
     birth_inhibition: Probability = Field(
         0.0, description="Maximal fractional reduction of the birth rate (0..1)."
     )
-    death_increase: Rate = Field(0.0, description="Maximal added death rate, per day.")
-    ec50: PositiveFinite | None = Field(
-        None, description="Exposure at half-maximal effect; defaults to the drug's ec50."
+    death_increase: Rate = Field(0.0, description="Maximal added death rate, per cell per day (0 to 100).")
+    ec50: EC50 | None = Field(
+        None, description="Exposure at half-maximal effect, relative to the standard regimen's "
+        "average steady state (1e-6 to 1e6); defaults to the drug's ec50."
     )
-    hill: PositiveFinite | None = Field(None, description="Hill coefficient; defaults to the drug's.")
+    hill: Hill | None = Field(None, description="Hill coefficient (0.01 to 100); defaults to the drug's.")
 
 
 class Drug(Strict):
@@ -220,16 +283,23 @@ class Drug(Strict):
     """
 
     kind: Literal["targeted", "chemotherapy", "immunotherapy"] = "targeted"
-    half_life_days: PositiveFinite = Field(description="Elimination half-life, days.")
-    absorption_half_life_days: Annotated[Finite, Field(ge=0)] = Field(
-        0.0, description="Absorption half-life from the gut, days (0: instantaneous)."
+    half_life_days: HalfLife = Field(description="Elimination half-life, days (1e-3 to 36525).")
+    absorption_half_life_days: Annotated[Finite, Field(ge=0, le=MAX_DAYS)] = Field(
+        0.0, description="Absorption half-life from the gut, days (0: instantaneous; at most 36525)."
     )
-    standard_dose: PositiveFinite = Field(1.0, description="Standard dose (mg or relative units).")
-    standard_interval_days: PositiveFinite = Field(1.0, description="Standard dosing interval, days.")
-    ec50: PositiveFinite = Field(0.3, description="Exposure at half-maximal effect.")
-    hill: PositiveFinite = Field(1.0, description="Hill coefficient of the exposure-effect curve.")
-    penetration: dict[str, Annotated[Finite, Field(ge=0)]] = Field(
-        default_factory=dict, description="Exposure factor by site (default 1), e.g. brain = 0.3."
+    standard_dose: Annotated[Finite, Field(ge=1e-9, le=1e9)] = Field(
+        1.0, description="Standard dose (mg or relative units; 1e-9 to 1e9)."
+    )
+    standard_interval_days: Interval = Field(
+        1.0, description="Standard dosing interval, days (> 0, at most 36525)."
+    )
+    ec50: EC50 = Field(
+        0.3, description="Exposure at half-maximal effect, relative to the standard regimen's "
+        "average steady state (1e-6 to 1e6). (peak exposure / ec50) ^ hill must stay below 1e300."
+    )
+    hill: Hill = Field(1.0, description="Hill coefficient of the exposure-effect curve (0.01 to 100).")
+    penetration: dict[str, Annotated[Finite, Field(ge=0, le=10)]] = Field(
+        default_factory=dict, description="Exposure factor by site (default 1; 0 to 10), e.g. brain = 0.3."
     )
     effects: dict[str, DrugEffect] = Field(
         default_factory=dict, description="Effect by clone type; types not listed are unaffected."
@@ -241,11 +311,18 @@ class Dosing(Strict):
     ``active_days`` of each ``cycle_days`` (pulses, intermittent schedules)."""
 
     drug: str
-    dose: Annotated[Finite, Field(ge=0)] = Field(description="Dose, in the drug's dose unit.")
-    every_days: PositiveFinite = Field(1.0, description="Interval between doses, days.")
-    cycle_days: PositiveFinite | None = Field(None, description="Length of a dosing cycle, days.")
-    active_days: PositiveFinite | None = Field(
-        None, description="Days at the start of each cycle on which doses are given."
+    dose: DoseAmount = Field(description="Dose, in the drug's dose unit (0 to 1e9).")
+    every_days: Interval = Field(
+        1.0, description="Interval between doses, days (> 0, at most 36525): a whole multiple of "
+        "simulation.dt_days, at least one step."
+    )
+    cycle_days: Interval | None = Field(
+        None, description="Length of a dosing cycle, days (> 0, at most 36525; a whole multiple of "
+        "dt_days, at least one step)."
+    )
+    active_days: Interval | None = Field(
+        None, description="Days at the start of each cycle on which doses are given (> 0, at most "
+        "36525 and cycle_days; a whole multiple of dt_days, at least one step)."
     )
 
     @model_validator(mode="after")
@@ -273,7 +350,9 @@ class Line(Strict):
 class Therapy(Strict):
     """Systemic therapy: lines in order; the first starts on ``start_day``."""
 
-    start_day: Annotated[Finite, Field(ge=0)] = Field(0.0, description="Day the first line starts.")
+    start_day: Day = Field(
+        0.0, description="Day the first line starts (0 to 36525; a whole multiple of simulation.dt_days)."
+    )
     first_line: str | None = Field(None, description="The line given first (default: the first listed).")
     lines: dict[str, Line] = Field(default_factory=dict, description="Lines of therapy, in order.")
 
@@ -281,11 +360,11 @@ class Therapy(Strict):
 class Modality(Strict):
     """A local therapy of one lesion: kills a fraction of its cells; survivors regrow."""
 
-    kill_fraction: Probability = Field(description="Fraction of the lesion's cells killed.")
-    failure_probability: Probability = Field(0.0, description="Chance of a local failure.")
-    kill_fraction_on_failure: Probability = Field(0.5, description="Fraction killed on failure.")
+    kill_fraction: Probability = Field(description="Fraction of the lesion's cells killed (0 to 1).")
+    failure_probability: Probability = Field(0.0, description="Chance of a local failure (0 to 1).")
+    kill_fraction_on_failure: Probability = Field(0.5, description="Fraction killed on failure (0 to 1).")
     site_kill_fraction: dict[str, Probability] = Field(
-        default_factory=dict, description="Kill fraction by site, overriding kill_fraction."
+        default_factory=dict, description="Kill fraction by site (0 to 1), overriding kill_fraction."
     )
     max_courses_per_lesion: int = Field(
         1, ge=0, description=(
@@ -305,7 +384,7 @@ def _default_modalities() -> dict[str, Modality]:
 
 
 class ScheduledLocalTherapy(Strict):
-    day: Annotated[Finite, Field(ge=0)]
+    day: Day = Field(description="Day of the treatment (0 to 36525; rounded to the nearest step).")
     lesion: str
     modality: str
 
@@ -313,30 +392,49 @@ class ScheduledLocalTherapy(Strict):
 class Monitoring(Strict):
     """What the clinic measures, and how well. The rules see only these observations."""
 
-    enabled: bool = Field(True, description="Visits with CT, marker and ctDNA.")
-    visit_every_days: PositiveFinite = Field(56.0, description="Days between visits.")
-    cells_per_cm3: PositiveFinite = Field(1e9, description="Cell density to turn counts into size.")
-    detection_limit_mm: Annotated[Finite, Field(ge=0)] = Field(5.0, description="Smallest lesion CT shows, mm.")
-    measurable_mm: Annotated[Finite, Field(ge=0)] = Field(10.0, description="RECIST measurable size, mm.")
-    measurement_sd_mm: Annotated[Finite, Field(ge=0)] = Field(1.0, description="CT measurement noise (SD), mm.")
-    marker_per_1e9_cells: Annotated[Finite, Field(ge=0)] = Field(
-        2.0, description="Tumour marker (CEA-like, ng/mL) per 1e9 tumour cells."
+    enabled: Boolean = Field(True, description="Visits with CT, marker and ctDNA.")
+    visit_every_days: Interval = Field(
+        56.0, description="Days between visits (> 0, at most 36525): a whole multiple of "
+        "simulation.dt_days, at least one step."
     )
-    marker_background: Annotated[Finite, Field(ge=0)] = Field(1.5, description="Marker without tumour, ng/mL.")
-    marker_cv: Annotated[Finite, Field(ge=0)] = Field(0.1, description="Marker measurement noise, coefficient of variation.")
-    ctdna_shed_per_death: Annotated[Finite, Field(ge=0)] = Field(
-        1.4e-4, description="Genome equivalents released per dying cell (Avanzini 2020)."
+    cells_per_cm3: Annotated[Finite, Field(ge=1e3, le=1e13)] = Field(
+        1e9, description="Cell density to turn counts into size, cells per cm^3 (1e3 to 1e13)."
     )
-    ctdna_elimination_per_day: PositiveFinite = Field(33.0, description="ctDNA clearance, per day.")
+    detection_limit_mm: Annotated[Finite, Field(ge=0, le=1e4)] = Field(
+        5.0, description="Smallest lesion CT shows, mm (0 to 1e4)."
+    )
+    measurable_mm: Annotated[Finite, Field(ge=0, le=1e4)] = Field(
+        10.0, description="RECIST measurable size, mm (0 to 1e4)."
+    )
+    measurement_sd_mm: Annotated[Finite, Field(ge=0, le=1e3)] = Field(
+        1.0, description="CT measurement noise (SD), mm (0 to 1000)."
+    )
+    marker_per_1e9_cells: Annotated[Finite, Field(ge=0, le=1e6)] = Field(
+        2.0, description="Tumour marker (CEA-like, ng/mL) per 1e9 tumour cells (0 to 1e6)."
+    )
+    marker_background: Annotated[Finite, Field(ge=0, le=1e6)] = Field(
+        1.5, description="Marker without tumour, ng/mL (0 to 1e6)."
+    )
+    marker_cv: Annotated[Finite, Field(ge=0, le=10)] = Field(
+        0.1, description="Marker measurement noise, coefficient of variation (0 to 10)."
+    )
+    ctdna_shed_per_death: Annotated[Finite, Field(ge=0, le=10)] = Field(
+        1.4e-4, description="Genome equivalents released per dying cell (Avanzini 2020; 0 to 10)."
+    )
+    ctdna_elimination_per_day: Annotated[Finite, Field(ge=0.01, le=1e4)] = Field(
+        33.0, description="ctDNA clearance, per day (0.01 to 1e4)."
+    )
     blood_fraction_sampled: Probability = Field(
-        0.003, description="Fraction of circulating DNA in one draw (15 mL of 5 L)."
+        0.003, description="Fraction of circulating DNA in one draw (0 to 1; 15 mL of 5 L is 0.003)."
     )
-    normal_cfdna_copies: Annotated[Finite, Field(ge=0)] = Field(
-        3000.0, description="Genome equivalents of normal cell-free DNA in one draw."
+    normal_cfdna_copies: Annotated[Finite, Field(ge=0, le=1e12)] = Field(
+        3000.0, description="Genome equivalents of normal cell-free DNA in one draw (0 to 1e12)."
     )
-    ctdna_min_copies: int = Field(2, ge=1, description="Mutant copies needed to call a variant.")
+    ctdna_min_copies: Integer = Field(
+        2, ge=1, le=MAX_INTEGER, description="Mutant copies needed to call a variant (1 to 1e9)."
+    )
     biopsy_min_fraction: Probability = Field(
-        0.05, description="Fraction of a lesion a genotype needs to be found at re-biopsy."
+        0.05, description="Fraction of a lesion a genotype needs to be found at re-biopsy (0 to 1)."
     )
 
 
@@ -385,8 +483,8 @@ class Fitness(Strict):
 
 
 class Oligoprogression(Strict):
-    enabled: bool = True
-    max_lesions: int = Field(3, ge=1, le=5, description="Most progressing lesions treated locally.")
+    enabled: Boolean = True
+    max_lesions: Integer = Field(3, ge=1, le=5, description="Most progressing lesions treated locally (1 to 5).")
     modality: str = Field("radiotherapy", description="Local therapy of progressing lesions.")
     max_rounds: int = Field(
         2, ge=0, description=(
@@ -399,11 +497,15 @@ class Oligoprogression(Strict):
 class Holiday(Strict):
     """Stop the drug after a deep response with negative ctDNA; restart on a rise."""
 
-    enabled: bool = False
-    min_visits: int = Field(2, ge=1, description="Consecutive responding, ctDNA-negative visits.")
-    max_sum_mm: Annotated[Finite, Field(ge=0)] = Field(20.0, description="Largest target sum to stop, mm.")
-    restart_marker_rise: Annotated[Finite, Field(ge=0)] = Field(
-        0.5, description="Restart when the marker exceeds its value at stopping by this fraction."
+    enabled: Boolean = False
+    min_visits: Integer = Field(
+        2, ge=1, le=MAX_INTEGER, description="Consecutive responding, ctDNA-negative visits (1 to 1e9)."
+    )
+    max_sum_mm: Annotated[Finite, Field(ge=0, le=1e5)] = Field(
+        20.0, description="Largest target sum to stop, mm (0 to 1e5)."
+    )
+    restart_marker_rise: Annotated[Finite, Field(ge=0, le=1e6)] = Field(
+        0.5, description="Restart when the marker exceeds its value at stopping by this fraction (0 to 1e6)."
     )
     lines: list[str] = Field(
         default_factory=list, description="Lines on which holidays are taken (default: the first line)."
@@ -413,9 +515,13 @@ class Holiday(Strict):
 class Adaptive(Strict):
     """Adaptive therapy (Zhang 2017): stop below a fraction of the baseline marker, restart at it."""
 
-    enabled: bool = False
-    stop_fraction: Annotated[Finite, Field(gt=0, lt=1)] = Field(0.5)
-    restart_fraction: Annotated[Finite, Field(gt=0)] = Field(1.0)
+    enabled: Boolean = False
+    stop_fraction: Annotated[Finite, Field(gt=0, lt=1)] = Field(
+        0.5, description="Stop below this fraction of the baseline marker (between 0 and 1)."
+    )
+    restart_fraction: Annotated[Finite, Field(gt=0, le=1e6)] = Field(
+        1.0, description="Restart above this fraction of the baseline marker (> 0, at most 1e6)."
+    )
     lines: list[str] = Field(
         default_factory=list, description="Lines given adaptively (default: the first line)."
     )
@@ -424,9 +530,13 @@ class Adaptive(Strict):
 class Consolidation(Strict):
     """Local consolidative therapy of every residual lesion after a good systemic response."""
 
-    enabled: bool = False
-    max_lesions: int = Field(3, ge=1, description="Treat only if at most this many lesions are visible.")
-    after_days: Annotated[Finite, Field(ge=0)] = Field(90.0, description="Earliest day on therapy.")
+    enabled: Boolean = False
+    max_lesions: Integer = Field(
+        3, ge=1, le=MAX_INTEGER, description="Treat only if at most this many lesions are visible (1 to 1e9)."
+    )
+    after_days: Day = Field(
+        90.0, description="Earliest day on therapy (0 to 36525; rounded to the nearest step)."
+    )
     modality: str = "radiotherapy"
     primary_modality: str = Field("surgery", description="Modality for lesions at the first lesion's site.")
 
@@ -435,7 +545,7 @@ class Policy(Strict):
     """Built-in decision rules; they act on observations only."""
 
     oligoprogression: Oligoprogression = Field(default_factory=Oligoprogression)
-    switch_on_progression: bool = Field(True, description="Switch line at systemic progression.")
+    switch_on_progression: Boolean = Field(True, description="Switch line at systemic progression.")
     holiday: Holiday = Field(default_factory=Holiday)
     adaptive: Adaptive = Field(default_factory=Adaptive)
     consolidation: Consolidation = Field(default_factory=Consolidation)
@@ -457,7 +567,9 @@ class Distribution(Strict):
     """A distribution of one patient parameter across a virtual cohort.
 
     ``normal`` may be truncated to [low, high]; ``choice`` picks one of ``values`` with
-    ``weights`` (default equal).
+    ``weights`` (default equal). ``validate`` checks the patient scenario at the distribution's
+    extreme quantiles (1e-9 and 1 - 1e-9; every value of a ``choice``), so a draw is refused
+    before any patient runs, not while the cohort runs.
     """
 
     distribution: Literal[DISTRIBUTIONS]
@@ -471,6 +583,19 @@ class Distribution(Strict):
     values: list[Any] | None = None
     weights: list[Annotated[Finite, Field(ge=0)]] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _only_its_parameters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("distribution") in _DISTRIBUTION_PARAMETERS:
+            kind = data["distribution"]
+            allowed = _DISTRIBUTION_PARAMETERS[kind] + _DISTRIBUTION_OPTIONS.get(kind, ())
+            for key in data:
+                if key in cls.model_fields and key not in allowed and key != "distribution" \
+                        and data[key] is not None:
+                    raise ValueError(f"{key}: not a parameter of distribution '{kind}' "
+                                     f"(it takes {', '.join(allowed)})")
+        return data
+
     @model_validator(mode="after")
     def _parameters_complete(self) -> Distribution:
         needed = _DISTRIBUTION_PARAMETERS[self.distribution]
@@ -482,14 +607,73 @@ class Distribution(Strict):
             raise ValueError(f"high: must be > low ({self.low}), got {self.high}")
         if self.distribution == "loguniform" and self.low <= 0:
             raise ValueError(f"low: must be > 0 for a loguniform, got {self.low}")
-        if self.distribution == "poisson" and self.mean < 0:
-            raise ValueError(f"mean: must be >= 0 for a poisson, got {self.mean}")
+        if self.distribution == "poisson" and not 0 <= self.mean <= MAX_CELLS:
+            raise ValueError(f"mean: must be in [0, {MAX_CELLS:.0e}] for a poisson, got {self.mean}")
+        if self.distribution == "normal":
+            if self.low is not None and self.high is not None and not self.low <= self.high:
+                raise ValueError(f"high: must be >= low ({self.low}), got {self.high}")
+            mass = _normal_mass(self.mean, self.sd, self.low, self.high)
+            if mass < MIN_TRUNCATED_MASS:
+                raise ValueError(f"low: a normal(mean={self.mean:g}, sd={self.sd:g}) has {mass:.2g} of its "
+                                 f"mass in [low, high]; at least {MIN_TRUNCATED_MASS:g} is needed")
+        for label, value in distribution_extremes(self):
+            if isinstance(value, float) and not math.isfinite(value):
+                name = {"lognormal": "sigma", "normal": "sd"}.get(self.distribution, "value")
+                raise ValueError(f"{name}: the {label} of this {self.distribution} is not finite")
         if self.distribution == "choice":
             if not self.values:
                 raise ValueError("values: must list at least one value")
             if self.weights is not None and (len(self.weights) != len(self.values) or sum(self.weights) <= 0):
                 raise ValueError(f"weights: need {len(self.values)} non-negative weights with a positive sum")
         return self
+
+
+_DISTRIBUTION_OPTIONS = {"normal": ("low", "high"), "choice": ("weights",)}
+# Truncated normals are drawn by rejection (at most 10,000 tries per draw).
+MIN_TRUNCATED_MASS = 0.01
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _normal_mass(mean: float, sd: float, low: float | None, high: float | None) -> float:
+    upper = 1.0 if high is None else _normal_cdf((high - mean) / sd)
+    lower = 0.0 if low is None else _normal_cdf((low - mean) / sd)
+    return upper - lower
+
+
+def distribution_extremes(d: Distribution) -> list[tuple[str, Any]]:
+    """The values a draw of ``d`` practically never goes beyond: its 1e-9 and 1 - 1e-9
+    quantiles (bounds of a uniform, every value of a choice), labelled for error messages."""
+    from statistics import NormalDist
+
+    z = -NormalDist().inv_cdf(EXTREME_QUANTILE)
+    low_label, high_label = f"{EXTREME_QUANTILE:g} quantile", f"1 - {EXTREME_QUANTILE:g} quantile"
+    kind = d.distribution
+    if kind == "fixed":
+        return [("value", d.value)]
+    if kind in ("uniform", "loguniform"):
+        return [("low", d.low), ("high", d.high)]
+    if kind == "normal":
+        low = d.mean - z * d.sd if d.low is None else max(d.low, d.mean - z * d.sd)
+        high = d.mean + z * d.sd if d.high is None else min(d.high, d.mean + z * d.sd)
+        return [(low_label, low), (high_label, high)]
+    if kind == "lognormal":
+        log_median = math.log(d.median)
+        return [(label, math.exp(exponent) if exponent < 709 else math.inf)
+                for label, exponent in ((low_label, log_median - z * d.sigma),
+                                        (high_label, log_median + z * d.sigma))]
+    if kind == "poisson":
+        if d.mean <= 1e6:
+            from scipy.stats import poisson
+
+            low, high = poisson.ppf([EXTREME_QUANTILE, 1 - EXTREME_QUANTILE], d.mean)
+        else:  # normal approximation, widened by z^2 for the skew
+            spread = z * math.sqrt(d.mean) + z * z
+            low, high = max(d.mean - spread, 0.0), d.mean + spread
+        return [(low_label, int(max(low, 0))), (high_label, int(high))]
+    return [(f"choice {index}", value) for index, value in enumerate(d.values)]
 
 
 class Subtype(Strict):
@@ -611,8 +795,14 @@ class Scenario(Strict):
                 raise ValueError(f"switching[{index}]: drug and on_drug_rate_per_day go together")
         self._check_therapy_references(names)
         self._check_step_growth()
-        for metric in self.reference:
+        self._check_count_range()
+        self._check_exposure_effect()
+        self._check_seeding()
+        self._check_memory()
+        for metric, (low, high) in self.reference.items():
             _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
+            if not low <= high:
+                raise ValueError(f"reference.{metric}: must be [low, high] with low <= high, got [{low:g}, {high:g}]")
         for lesion in self.cohort.optional_lesions:
             _require_known(f"cohort.optional_lesions.{lesion}", lesion, list(self.lesions), "lesion")
         share = sum(subtype.probability for subtype in self.cohort.subtypes.values())
@@ -663,15 +853,16 @@ class Scenario(Strict):
         if policy.adaptive.enabled and policy.holiday.enabled:
             raise ValueError("policy.adaptive.enabled: cannot be combined with policy.holiday.enabled")
         dt = self.simulation.dt_days
-        for name, value in (("monitoring.visit_every_days", self.monitoring.visit_every_days),
-                            ("therapy.start_day", self.therapy.start_day)):
-            _require_multiple(name, value, dt)
+        _require_multiple("therapy.start_day", self.therapy.start_day, dt)
+        if self.monitoring.enabled:
+            _require_multiple("monitoring.visit_every_days", self.monitoring.visit_every_days, dt, interval=True)
         for line_name, line in self.therapy.lines.items():
             for index, dosing in enumerate(line.dosing):
                 for key in ("every_days", "cycle_days", "active_days"):
                     value = getattr(dosing, key)
                     if value is not None:
-                        _require_multiple(f"therapy.lines.{line_name}.dosing[{index}].{key}", value, dt)
+                        _require_multiple(f"therapy.lines.{line_name}.dosing[{index}].{key}", value, dt,
+                                          interval=True)
 
     def _check_step_growth(self) -> None:
         # exp((b - d) dt) must stay far from floating-point overflow in the exact update.
@@ -682,6 +873,60 @@ class Scenario(Strict):
                     f"simulation.dt_days: must be <= {MAX_NET_GROWTH_PER_STEP / abs(clone.birth - clone.death):.3g} "
                     f"for clone type '{name}' (|birth - death| x dt <= {MAX_NET_GROWTH_PER_STEP:g}), got {dt}"
                 )
+
+    def _check_count_range(self) -> None:
+        # The engine stops a patient once the burden reaches lethal_burden; one more step of
+        # the fastest growth, or of a step's divisions, must still fit in an int64 count.
+        dt = self.simulation.dt_days
+        start = sum(sum(lesion.cells.values()) for lesion in self.lesions.values())
+        burden = max(self.simulation.lethal_burden, float(start))
+        name, clone = max(self.clones.items(),
+                          key=lambda item: max((item[1].birth - item[1].death) * dt, math.log1p(item[1].birth * dt)))
+        reach = math.log(burden) + max((clone.birth - clone.death) * dt, math.log1p(clone.birth * dt))
+        if reach > math.log(INT64_HEADROOM):
+            raise ValueError(
+                f"simulation.lethal_burden: a burden of {burden:.3g} cells grows within one step "
+                f"(dt_days {dt:g}; clone type '{name}': birth {clone.birth:g}, death {clone.death:g}) "
+                f"to about {math.exp(min(reach, 700)):.3g}, beyond the int64 count range "
+                f"({INT64_HEADROOM:.3g}); lower lethal_burden, the initial cells, the rates or dt_days"
+            )
+
+    def _check_exposure_effect(self) -> None:
+        # The engine evaluates (exposure / ec50) ** hill directly: bound its largest value.
+        for drug_name, drug in self.drugs.items():
+            peak = peak_exposure(self, drug_name)
+            if peak <= 0:
+                continue
+            reach = peak * max([1.0, *drug.penetration.values()])
+            for clone, effect in drug.effects.items():
+                ec50 = effect.ec50 or drug.ec50
+                hill = effect.hill or drug.hill
+                size = hill * math.log(reach / ec50)
+                if size > MAX_HILL_RATIO_LOG:
+                    field = f"drugs.{drug_name}.effects.{clone}.hill" if effect.hill else f"drugs.{drug_name}.hill"
+                    raise ValueError(
+                        f"{field}: (peak exposure / ec50) ^ hill must stay below 1e300; with peak "
+                        f"exposure up to {reach:.3g} (the therapy lines' dosing), ec50 {ec50:g} and hill "
+                        f"{hill:g} it reaches 1e{size / math.log(10):.0f}; lower hill or raise ec50"
+                    )
+
+    def _check_seeding(self) -> None:
+        expected = expected_seeded_lesions(self)
+        if expected > MAX_SEEDED_LESIONS:
+            raise ValueError(
+                f"seeding.rate: a run could found about {expected:.3g} lesions (rate {self.seeding.rate:g} "
+                f"x up to {expected / self.seeding.rate:.3g} cell-days before lethal_burden); at most "
+                f"{MAX_SEEDED_LESIONS:,}; lower seeding.rate, lethal_burden or duration_days"
+            )
+
+    def _check_memory(self) -> None:
+        need, detail = run_bytes(self)
+        if need > MAX_RUN_BYTES:
+            raise ValueError(
+                f"simulation.max_lesions: a run would need {need / 1024**3:.1f} GiB ({detail}); at most "
+                f"{MAX_RUN_BYTES / 1024**3:.0f} GiB; lower max_lesions, the clone types or duration_days, "
+                "or raise record_every_days"
+            )
 
     def growth_law_of(self, lesion: Lesion) -> str:
         return lesion.growth_law or self.simulation.growth_law
@@ -700,10 +945,77 @@ class Scenario(Strict):
         return list(dict.fromkeys(seen))
 
 
-def _require_multiple(path: str, value: float, dt: float) -> None:
+def _require_multiple(path: str, value: float, dt: float, interval: bool = False) -> None:
     ratio = value / dt
+    if interval and round(ratio) < 1:
+        raise ValueError(f"{path}: must be >= simulation.dt_days ({dt:g}, one step), got {value:g}")
     if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
         raise ValueError(f"{path}: must be a whole multiple of simulation.dt_days ({dt}), got {value}")
+
+
+def peak_exposure(scenario: Scenario, drug_name: str) -> float:
+    """An upper bound of the drug's exposure (relative to the standard regimen's average
+    steady state) under any course of the scenario's lines: every dosing of the drug in every
+    line given at once, at steady state. 0 if no line doses it.
+
+    With instantaneous absorption the central amount peaks below ``dose / (1 - exp(-k tau))``
+    per schedule; with first-order absorption at rate ``ka`` the gut holds at most
+    ``dose / (1 - exp(-ka tau))``, so the central amount stays below ``ka / k`` times that.
+    """
+    drug = scenario.drugs[drug_name]
+    k = math.log(2.0) / drug.half_life_days
+    rate = math.log(2.0) / drug.absorption_half_life_days if drug.absorption_half_life_days > 0 else k
+    amount = 0.0
+    for line in scenario.therapy.lines.values():
+        for dosing in line.dosing:
+            if dosing.drug == drug_name and dosing.dose > 0:
+                amount += dosing.dose / -math.expm1(-rate * dosing.every_days)
+    amount *= rate / k
+    return amount * k * drug.standard_interval_days / drug.standard_dose
+
+
+def expected_seeded_lesions(scenario: Scenario) -> float:
+    """An upper bound of the expected number of lesions seeding founds in a run.
+
+    A founder is a new cell (its source keeps its own), so seeding adds to growth: the expected
+    burden never exceeds ``N0 exp(g t)`` with ``g`` the fastest drug-free net growth rate plus
+    the seeding rate (drugs and density only slow it; each new lesion has its own capacity),
+    nor the lethal burden. The expected seeding events are at most ``rate`` times the integral
+    of ``min(lethal, N0 exp(g t))`` over the run.
+    """
+    rate = scenario.seeding.rate
+    if rate <= 0:
+        return 0.0
+    sim = scenario.simulation
+    start = float(sum(sum(lesion.cells.values()) for lesion in scenario.lesions.values()))
+    lethal, days = sim.lethal_burden, sim.duration_days
+    if start >= lethal:
+        return rate * start * sim.dt_days  # the patient dies at the end of the first step
+    growth = max(c.birth - c.death for c in scenario.clones.values()) + rate
+    if growth <= 0:
+        return rate * start * days
+    reach = min(days, math.log(lethal / start) / growth)
+    return rate * ((start * math.exp(growth * reach) - start) / growth + lethal * (days - reach))
+
+
+def run_bytes(scenario: Scenario) -> tuple[int, str]:
+    """Bytes the engine's buffers of one run take (with the trajectory recorded), and how:
+    the initial lesion room x clone types x records, and visits x lesion room."""
+    sim = scenario.simulation
+    room = sim.max_lesions
+    while room < len(scenario.lesions) + expected_seeded_lesions(scenario):
+        room *= 2  # the engine doubles its room until the lesions fit
+    clones = len(scenario.clones)
+    records = sim.n_steps // sim.record_every_steps + 2
+    visits = 1
+    if scenario.monitoring.enabled:
+        every = max(1, int(round(scenario.monitoring.visit_every_days / sim.dt_days)))
+        start = int(round(scenario.therapy.start_day / sim.dt_days))
+        visits = max(sim.n_steps - start, 0) // every + 2
+    need = 8 * records * room * clones + 9 * visits * room + 8 * (records + visits) * 4
+    detail = (f"{room:,} lesions x {clones} clone types x {records:,} records x 8 bytes"
+              f" + {visits:,} visits x {room:,} lesions x 9 bytes")
+    return need, detail
 
 
 def _require_known(path: str, name: str, known: list[str], what: str) -> None:
@@ -744,8 +1056,9 @@ def load_scenario(source: str | Path | dict, overrides: dict[str, Any] | None = 
 def validate_scenario(raw: dict) -> Scenario:
     """Validate a dict into a Scenario, turning pydantic's report into one clear line.
 
-    Paths named by cohort distributions and arms must exist, and every arm must give a valid
-    scenario.
+    Paths named by cohort distributions and arms must exist, every arm and every subtype must
+    give a valid scenario, and so must every distribution at its extreme quantiles (in the base
+    scenario and in each subtype), so that no draw fails once a cohort runs.
     """
     scenario = _validate_one(raw)
     if scenario.cohort.parameters or scenario.cohort.subtypes or scenario.arms:
@@ -756,7 +1069,34 @@ def validate_scenario(raw: dict) -> Scenario:
             _check_settings(resolved, subtype.set, f"cohort.subtypes.{name}.set")
         for name, arm in scenario.arms.items():
             _check_settings(resolved, arm.set, f"arms.{name}.set")
+        _check_extremes(scenario, resolved)
     return scenario
+
+
+def _check_extremes(scenario: Scenario, resolved: dict) -> None:
+    """Each distribution at its extreme quantiles, the others at their base values."""
+    base = patient_raw(resolved)
+    settings = [("", {})] + [(f" in subtype '{name}'", subtype.set)
+                             for name, subtype in scenario.cohort.subtypes.items()]
+    for path, distribution in scenario.cohort.parameters.items():
+        field = f"cohort.parameters.{path}"
+        is_int = isinstance(get_path(base, path), int) and not isinstance(get_path(base, path), bool)
+        for where, subtype_set in settings:
+            if path in subtype_set:
+                continue  # the subtype's value replaces the draw
+            for label, value in distribution_extremes(distribution):
+                if is_int and isinstance(value, float):
+                    value = int(round(value))
+                patient = _deep_copy(base)
+                for other, setting in subtype_set.items():
+                    set_path(patient, other, setting)
+                set_path(patient, path, value)
+                try:
+                    Scenario.model_validate(patient)
+                except ValidationError as error:
+                    shown = f"{value:.6g}" if isinstance(value, float) else repr(value)
+                    raise ScenarioError(f"{field}: a draw at its {label} ({shown}){where} is refused: "
+                                        f"{_first_error_line(error)}") from None
 
 
 def _check_settings(resolved: dict, settings: dict[str, Any], field: str) -> None:
@@ -811,13 +1151,21 @@ def _read_raw(source: str | Path | dict) -> dict:
         if found is None:
             raise ScenarioError(f"scenario: no file or catalog id '{source}'")
         path = found
+    return _resolve_extends(_read_toml(path, "scenario"), path, depth=0)
+
+
+def _read_toml(path: Path, field: str) -> dict:
+    """A TOML file as a dict; any failure is one line naming the file."""
+    if path.is_dir():
+        raise ScenarioError(f"{field}: '{path}' is a directory, not a scenario file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: malformed TOML: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read: {error}") from None
-    return _resolve_extends(raw, path, depth=0)
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {error.start}); a scenario is a UTF-8 TOML file") from None
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read: {error.strerror or error}") from None
 
 
 def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
@@ -837,10 +1185,7 @@ def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
     base_path = sibling if sibling.exists() else catalog_path(base_name)
     if base_path is None:
         raise ScenarioError(f"extends: no scenario '{base_name}' beside {path.name} or in the catalog")
-    try:
-        base = tomllib.loads(base_path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{base_path}: malformed TOML: {error}") from None
+    base = _read_toml(base_path, f"{path}: extends '{base_name}'")
     base = _resolve_extends(base, base_path, depth + 1)
     for key in _REPLACED_WHOLE:
         if key in raw:
@@ -887,8 +1232,11 @@ def set_path(raw: dict, path: str, value: Any) -> None:
     last = keys[-1]
     if isinstance(node, list):
         node[_list_index(node, last, path)] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        parent = ".".join(keys[:-1])
+        raise ScenarioError(f"{path}: '{parent}' is a value ({node!r}), not a table; cannot set '{last}' in it")
 
 
 def get_path(raw: dict, path: str) -> Any:
@@ -903,7 +1251,8 @@ def _child(node: Any, key: str, path: str, create: bool) -> Any:
     if isinstance(node, list):
         return node[_list_index(node, key, path)]
     if not isinstance(node, dict):
-        raise ScenarioError(f"{path}: cannot descend into a value ({node!r})")
+        parent = path.rpartition(".")[0]
+        raise ScenarioError(f"{path}: '{parent}' is a value ({node!r}), not a table")
     if key not in node:
         if not create:
             raise ScenarioError(f"{path}: not set in this scenario")
@@ -942,7 +1291,8 @@ def _first_error_line(error: ValidationError) -> str:
     }
     if kind in bounds:
         limit = next(iter(context.values()))
-        return f"{path}: must be {bounds[kind]} {limit}, got {given!r}"
+        shown = f"{limit:g}" if isinstance(limit, (int, float)) and not isinstance(limit, bool) else limit
+        return f"{path}: must be {bounds[kind]} {shown}, got {given!r}"
     if kind == "literal_error":
         return f"{path}: must be one of {context.get('expected')}, got {given!r}"
     message = str(first["msg"]).removeprefix("Value error, ")
@@ -1004,7 +1354,21 @@ def _unwrap(annotation: Any) -> Any:
 
 def scenario_json_schema() -> dict:
     """JSON Schema of a scenario file (the TOML maps one to one onto JSON)."""
-    return Scenario.model_json_schema(by_alias=True)
+    return _standard_bounds(Scenario.model_json_schema(by_alias=True))
+
+
+# Bounds on validated numbers reach the schema under pydantic's names; JSON Schema has its own.
+_BOUND_KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _standard_bounds(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_standard_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    numeric = node.get("type") in ("number", "integer")
+    return {(_BOUND_KEYWORDS[key] if numeric and key in _BOUND_KEYWORDS else key): _standard_bounds(value)
+            for key, value in node.items()}
 
 
 def scenario_to_dict(scenario: Scenario) -> dict:

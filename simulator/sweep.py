@@ -42,6 +42,7 @@ import pandas as pd
 from simulator.cohort import (
     DEFAULT_ARM,
     Layer,
+    _quiet_worker,
     _simulate_patients,
     arm_layers,
     arm_summary,
@@ -62,9 +63,26 @@ from simulator.scenario import (
 
 MANIFEST_VERSION = 2
 DEFAULT_CHUNK = 25
+# Every point is validated before anything runs (about 10 ms each for a catalog scenario).
+MAX_POINTS = 1_000_000
 
 
 # --- the points ------------------------------------------------------------------------------
+
+
+def parse_grid(assignments: Sequence[str]) -> dict[str, list[Any] | tuple[str, float, float]]:
+    """``--grid PATH=VALUES`` options, in order, as ``{path: values}``; a path given twice is
+    refused (the second would silently replace the first)."""
+    grid: dict[str, Any] = {}
+    for assignment in assignments:
+        path, separator, values = assignment.partition("=")
+        path = path.strip()
+        if not separator or not path:
+            raise ScenarioError(f"--grid: expected PATH=VALUES, got '{assignment}'")
+        if path in grid:
+            raise ScenarioError(f"--grid {path}: given twice; give each path once with all its values")
+        grid[path] = parse_values(path, values)
+    return grid
 
 
 def parse_values(path: str, text: str) -> list[Any] | tuple[str, float, float]:
@@ -83,8 +101,8 @@ def parse_values(path: str, text: str) -> list[Any] | tuple[str, float, float]:
         if len(parts) != 4:
             raise ScenarioError(f"{field}: expected {parts[0]}:START:STOP:N, got '{text}'")
         start, stop, count = _number(field, parts[1]), _number(field, parts[2]), parts[3]
-        if not count.isdigit() or int(count) < 1:
-            raise ScenarioError(f"{field}: N must be a whole number >= 1, got '{count}'")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_POINTS:
+            raise ScenarioError(f"{field}: N must be a whole number from 1 to {MAX_POINTS:,}, got '{count}'")
         if parts[0] == "log":
             if start <= 0 or stop <= 0:
                 raise ScenarioError(f"{field}: log ranges need START and STOP > 0, got '{text}'")
@@ -121,11 +139,18 @@ def grid_points(grid: dict[str, Any], sample: str | None = None, sample_seed: in
         if ranges:
             path = next(iter(ranges))
             raise ScenarioError(f"--grid {path}: a range needs --sample lhs:N or random:N")
+        for path, values in grid.items():
+            if not values:
+                raise ScenarioError(f"--grid {path}: no values given")
+        count = math.prod(len(values) for values in grid.values())
+        if count > MAX_POINTS:
+            sizes = " x ".join(str(len(values)) for values in grid.values())
+            raise ScenarioError(f"--grid: {sizes} = {count:,} points; at most {MAX_POINTS:,}")
         rows = list(itertools.product(*grid.values()))
         return pd.DataFrame(rows, columns=list(grid))
     kind, _, count = sample.partition(":")
-    if kind not in ("lhs", "random") or not count.isdigit() or int(count) < 1:
-        raise ScenarioError(f"--sample: expected lhs:N or random:N with N >= 1, got '{sample}'")
+    if kind not in ("lhs", "random") or not count.isdigit() or not 1 <= int(count) <= MAX_POINTS:
+        raise ScenarioError(f"--sample: expected lhs:N or random:N with N from 1 to {MAX_POINTS:,}, got '{sample}'")
     if len(ranges) != len(grid):
         path = next(p for p in grid if p not in ranges)
         raise ScenarioError(f"--grid {path}: with --sample every entry must be range:LOW:HIGH or logrange:LOW:HIGH")
@@ -166,6 +191,8 @@ def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str]
                    settings: dict | None = None) -> list[dict]:
     """The settings of every point, each checked in every arm after the arm's and the user's
     settings: a wrong path or value fails before anything runs."""
+    if len(points) > MAX_POINTS:
+        raise ScenarioError(f"--points: {len(points):,} points; at most {MAX_POINTS:,}")
     scenario, user = with_settings(scenario, settings)
     resolved = scenario_to_dict(scenario)
     for path in points.columns:
@@ -585,7 +612,8 @@ def _run_local(plan: SweepPlan, chunks: list[Chunk], workers: int, scheduler) ->
         return
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    pool = ProcessPoolExecutor(max_workers=workers)
+    # Workers end with this process, whatever kills it (see simulator.cohort._quiet_worker).
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker, initargs=(os.getpid(),))
     try:
         yield from _windowed(pool.submit, lambda f: f.result(), wait, FIRST_COMPLETED, plan, chunks, workers)
     except BaseException:
