@@ -146,11 +146,11 @@ class Switching(Strict):
     source: str = Field(alias="from", description="Clone type that switches.")
     target: str = Field(alias="to", description="Clone type it becomes.")
     rate_per_day: Annotated[Finite, Field(ge=0, le=10)] = Field(
-        description="Switching rate without drug, per cell per day."
+        description="Switching rate without drug, per cell per day (0 to 10)."
     )
     drug: str | None = Field(None, description="Drug whose exposure changes the rate.")
     on_drug_rate_per_day: Annotated[Finite, Field(ge=0, le=10)] | None = Field(
-        None, description="Rate at full effect of the drug, per cell per day (needs drug)."
+        None, description="Rate at full effect of the drug, per cell per day (0 to 10; needs drug)."
     )
 
 
@@ -216,7 +216,7 @@ class Simulation(Strict):
     )
     stop_at_cells: PositiveFinite | None = Field(
         None, description=(
-            "Stop when the total tumour (or stop_clone) reaches this many cells. Near it the "
+            "Stop when the total tumour (or stop_clone) reaches this many cells (> 0). Near it the "
             "engine cuts steps so that a growing population overshoots by at most about 1%."
         ),
     )
@@ -366,9 +366,9 @@ class Modality(Strict):
     site_kill_fraction: dict[str, Probability] = Field(
         default_factory=dict, description="Kill fraction by site (0 to 1), overriding kill_fraction."
     )
-    max_courses_per_lesion: int = Field(
-        1, ge=0, description=(
-            "Courses of this therapy one lesion can receive (0: no limit). Normal tissue around "
+    max_courses_per_lesion: Integer = Field(
+        1, ge=0, le=100, description=(
+            "Courses of this therapy one lesion can receive (0 to 100; 0: no limit). Normal tissue around "
             "an irradiated lesion limits re-irradiation, so 1 is the default for every modality."
         ),
     )
@@ -455,13 +455,13 @@ class Mortality(Strict):
         ),
     )
     hazard_per_day: Annotated[Finite, Field(ge=0, le=1)] = Field(
-        0.0, description="Hazard of death at the reference burden, per day (0: none)."
+        0.0, description="Hazard of death at the reference burden, per day (0 to 1; 0: none)."
     )
     hazard_reference_cells: PositiveFinite = Field(
-        1e11, description="Total tumour cells at which the hazard is hazard_per_day."
+        1e11, description="Total tumour cells at which the hazard is hazard_per_day (> 0)."
     )
     hazard_exponent: Annotated[Finite, Field(ge=0, le=10)] = Field(
-        1.0, description="How steeply the hazard rises with burden (dimensionless)."
+        1.0, description="How steeply the hazard rises with burden (0 to 10, dimensionless)."
     )
 
 
@@ -475,7 +475,7 @@ class Fitness(Strict):
     """
 
     unfit_per_line: Annotated[Finite, Field(ge=0, le=50)] = Field(
-        0.0, description="Fall in log P(fit) per line already received (0: always fit)."
+        0.0, description="Fall in log P(fit) per line already received (0 to 50; 0: always fit)."
     )
     unfit_burden_cells: PositiveFinite = Field(
         1e300, description="Total tumour cells per unit fall in log P(fit) (1e300: no effect)."
@@ -486,10 +486,10 @@ class Oligoprogression(Strict):
     enabled: Boolean = True
     max_lesions: Integer = Field(3, ge=1, le=5, description="Most progressing lesions treated locally (1 to 5).")
     modality: str = Field("radiotherapy", description="Local therapy of progressing lesions.")
-    max_rounds: int = Field(
-        2, ge=0, description=(
+    max_rounds: Integer = Field(
+        2, ge=0, le=100, description=(
             "Rounds of local therapy for oligoprogression on one line before the next "
-            "progression counts as systemic (0: no limit)."
+            "progression counts as systemic (0 to 100; 0: no limit)."
         ),
     )
 

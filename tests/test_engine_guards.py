@@ -29,10 +29,11 @@ def test_hill_matches_the_power_form_where_that_is_finite():
 
 
 def test_a_saturating_drug_spares_the_drug_free_resistant_clone():
-    """hill 1e300 with ec50 1e-300 is a step function: sensitive cells die, resistant ones
-    (which the drug does not touch) grow on, to the end of the run."""
+    """A steep Hill curve far below its EC50 (hill 40, ec50 1e-6, both within the schema's
+    bounds) is a step function: sensitive cells die, resistant ones (which the drug does not
+    touch) grow on, to the end of the run."""
     scenario = simulator.load_scenario("two-clone-teaching", overrides={
-        "drugs.tki.hill": 1e300, "drugs.tki.ec50": 1e-300})
+        "drugs.tki.hill": 40.0, "drugs.tki.ec50": 1e-6})
     result = simulator.simulate(scenario)
     assert result.end_time == scenario.simulation.duration_days
     assert np.isfinite(result.events["value"]).all()

@@ -210,10 +210,11 @@ def test_sweep_points_are_validated_one_at_a_time_and_not_kept():
     scenario = load_scenario(TEACHING)
     points = pd.DataFrame({"clones.resistant.birth": [0.15 + 0.0001 * i for i in range(300)]})
     plan = plan_sweep(scenario, points, replicates=1)
-    assert len(plan.scenarios) == 300
-    assert plan.scenarios[299].clones["resistant"].birth == pytest.approx(0.1799)
-    # The plan holds the points, not 300 scenario objects.
-    assert sys.getsizeof(plan.scenarios.__dict__) < 10_000
+    assert len(plan.point_settings) == 300
+    assert plan.point_settings[299]["clones.resistant.birth"] == pytest.approx(0.1799)
+    # The plan holds each point's settings, not 300 scenario objects.
+    assert all(isinstance(settings, dict) and len(settings) == 1 for settings in plan.point_settings)
+    assert sum(sys.getsizeof(settings) for settings in plan.point_settings) < 300 * 1_000
     bad = pd.DataFrame({"clones.resistant.birth": [0.1] * 10 + [-1.0]})
     with pytest.raises(ScenarioError, match=r"point 10 \(clones.resistant.birth=-1.0\)"):
         plan_sweep(scenario, bad, replicates=1)
