@@ -1281,6 +1281,8 @@ def _first_error_line(error: ValidationError) -> str:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
         return f"{path}: unknown key{_suggestion(str(loc[-1]), allowed)}"
+    if kind == "missing" and loc and isinstance(loc[-1], int):
+        return f"{_format_loc(loc[:-1])}: too few values, item [{loc[-1]}] is missing"
     if kind == "missing":
         return f"{path}: required field is missing"
     bounds = {
@@ -1293,6 +1295,12 @@ def _first_error_line(error: ValidationError) -> str:
         limit = next(iter(context.values()))
         shown = f"{limit:g}" if isinstance(limit, (int, float)) and not isinstance(limit, bool) else limit
         return f"{path}: must be {bounds[kind]} {shown}, got {given!r}"
+    shapes = {"string_type": "a string", "dict_type": "a table", "model_type": "a table",
+              "model_attributes_type": "a table", "list_type": "a list", "tuple_type": "a list",
+              "too_short": "a longer list", "too_long": "a shorter list"}
+    if kind in shapes:
+        shown = given if not isinstance(given, (dict, list)) or len(repr(given)) < 60 else type(given).__name__
+        return f"{path}: must be {shapes[kind]}, got {shown!r}"
     if kind == "literal_error":
         return f"{path}: must be one of {context.get('expected')}, got {given!r}"
     message = str(first["msg"]).removeprefix("Value error, ")

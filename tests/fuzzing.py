@@ -11,6 +11,7 @@ the validator and the engine behind it are exercised.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -136,7 +137,7 @@ def damaged(draw, base: st.SearchStrategy | None = None) -> tuple[dict, list[tup
     paths = leaves(raw)
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(paths))
-        value = draw(nasty())
+        value = copy.deepcopy(draw(nasty()))  # the edge values are shared: never damage them
         set_path(raw, path, value)
         changes.append((path, value))
         paths = leaves(raw)

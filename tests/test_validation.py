@@ -278,3 +278,14 @@ def test_a_dry_run_of_a_huge_grid_is_refused_in_one_line():
     result = CliRunner().invoke(main, ["sweep", TEACHING, *grid, "--dry-run"])
     assert result.exit_code == 2
     assert result.output.strip() == "error: --grid: 1000 x 1000 x 1000 = 1,000,000,000 points; at most 1,000,000"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("lesions.primary.site=5", "lesions.primary.site: must be a string, got 5"),
+    ("monitoring=3", "monitoring: must be a table, got 3"),
+    ("mutations=5", "mutations: must be a list, got 5"),
+    ("reference.median_pfs_months=[1]", "reference.median_pfs_months: too few values, item [1] is missing"),
+])
+def test_a_value_of_the_wrong_shape_is_named_with_the_shape_allowed(override, expected):
+    result = CliRunner().invoke(main, ["validate", TEACHING, "--set", override])
+    assert result.exit_code == 2 and result.output.strip().endswith(expected), result.output
