@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from simulator.catalog import DEFAULT_SCENARIO, catalog_ids
+from simulator.errors import CapacityError
 from simulator.scenario import ScenarioError, get_path, load_scenario, parse_value, scenario_json_schema
 
 EXIT_USAGE = 2
@@ -68,7 +69,8 @@ def friendly_errors(command):
             return command(*args, **kwargs)
         except (click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
             raise
-        except (ScenarioError, ValueError) as error:
+        except (ScenarioError, ValueError, CapacityError) as error:
+            # CapacityError: the scenario asks for more lesions than any run may hold.
             if debug:
                 raise
             raise UsageProblem(str(error)) from None
@@ -375,17 +377,10 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
     if points is not None:
         table = sw.points_from_csv(points)
     else:
-        parsed, texts = {}, {}
-        for assignment in grid:
-            path, separator, values = assignment.partition("=")
-            if not separator or not path.strip():
-                raise UsageProblem(f"--grid: expected PATH=VALUES, got '{assignment}'")
-            if path.strip() in parsed:
-                raise UsageProblem(f"--grid {path.strip()}: given twice; give each parameter once")
-            parsed[path.strip()] = sw.parse_values(path.strip(), values)
-            texts[path.strip()] = values
+        parsed = sw.parse_grid(grid)
         check_setting_paths(base, parsed, "--grid")
         table = sw.grid_points(parsed, sample, sample_seed)
+        texts = {path.strip(): values for path, _, values in (a.partition("=") for a in grid)}
         scales = sw.grid_scales(texts)
     plan = sw.plan_sweep(base, table, replicates, list(arms) or None, seed, settings=overrides, scales=scales)
     if dry_run:

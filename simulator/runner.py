@@ -27,6 +27,7 @@ from simulator.engine.kernel import (
     allocate_buffers,
     simulate_kernel,
 )
+from simulator.errors import CapacityError, EngineError
 from simulator.lowering import lower
 from simulator.policy import (
     LocalTherapy,
@@ -54,13 +55,6 @@ INITIAL_EVENTS = 1024
 INITIAL_STACK = 1024
 
 
-class CapacityError(RuntimeError):
-    """A run needed more room than the hard limit allows."""
-
-
-class EngineError(RuntimeError):
-    """The engine met a number it cannot carry on with (a non-finite rate, a count beyond
-    int64): a bug or a parameter combination validation did not foresee."""
 
 
 def replicate_generator(seed: int, replicate: int = 0) -> np.random.Generator:
