@@ -30,8 +30,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from simulator.endpoints import untreated_doubling_days
-from simulator.results import CLINICAL_EVENTS, _html_card, column_name, endpoint_columns, run_context
+from simulator.results import (CLINICAL_EVENTS, _html_card, column_name, endpoint_columns, run_context,
+                               text_columns_as_strings)
 from simulator.runner import simulate
 from simulator.scenario import (
     REFERENCE_METRICS,
@@ -348,7 +348,7 @@ def _simulate_patients(task) -> tuple[list[dict], list[pd.DataFrame], dict]:
             scenario = validate_scenario(scenario_raw)
             result = simulate(scenario, seed=seed, replicate=patient, keep_trajectory=keep_results)
             rows.append({"patient": patient, "arm": arm, **endpoint_columns(result.endpoints, lines),
-                         "untreated_doubling_days": untreated_doubling_days(scenario), **drawn})
+                         **drawn})
             clinical = result.events[result.events["kind"].isin(CLINICAL_EVENTS)]
             events.append(clinical[["time", "kind", "lesion", "detail", "value"]]
                           .assign(patient=patient, arm=arm))
@@ -396,7 +396,7 @@ def run_cohort(scenario: Scenario, n: int, seed: int | None = None, workers: int
         rows += chunk_rows
         events += chunk_events
         kept.update(chunk_kept)
-    endpoints = pd.DataFrame(rows)
+    endpoints = text_columns_as_strings(pd.DataFrame(rows))
     events_table = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
     return CohortResult(scenario=scenario, arms=list(layers_by_arm), seed=seed, endpoints=endpoints,
                         events=events_table, results=kept, layers=layers_by_arm)

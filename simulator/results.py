@@ -6,6 +6,7 @@ import base64
 import functools
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -17,7 +18,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from simulator.endpoints import patient_endpoints
+from simulator.endpoints import doubling_days, log_of, patient_endpoints
+from simulator.engine.clinic import diameter_mm
 from simulator.engine.clinic import REASON_NAMES, RESPONSE_NAMES
 from simulator.engine.events import (
     EVENT_BIOPSY,
@@ -97,7 +99,7 @@ class PatientResult:
                "replicate": self.provenance["replicate"], "end_day": self.end_time,
                "final_cells": int(final["cells"].sum()), "lesions_ever": len(self.lesions),
                **endpoint_columns(self.endpoints, lines)}
-        return pd.DataFrame([row])
+        return text_columns_as_strings(pd.DataFrame([row]))
 
     def _repr_html_(self) -> str:
         from simulator.plots import burden_timeline
@@ -180,7 +182,7 @@ class PatientResult:
             "events": self.events,
             "visits": self.visits,
             "observations": self.observations,
-            "endpoints": pd.DataFrame([endpoint_columns(self.endpoints, lines)]),
+            "endpoints": text_columns_as_strings(pd.DataFrame([endpoint_columns(self.endpoints, lines)])),
         }
 
         def draw(staging: Path) -> None:
@@ -291,15 +293,39 @@ def column_name(label: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", str(label)).strip("_")
 
 
+LIST_ENDPOINTS = ("mechanisms_at_progression", "progressing_lesions", "new_lesions_at_progression",
+                  "brain_at_progression")
+
+
+TEXT_ENDPOINTS = ("best_response", "death_cause", "stop_reason")
+
+
+def text_columns_as_strings(table: pd.DataFrame) -> pd.DataFrame:
+    """Text endpoints as strings (missing: NaN) whatever the patients in a chunk, so tables
+    of any set of patients concatenate and compare alike."""
+    for column in table.columns:
+        if column in TEXT_ENDPOINTS or column.startswith("best_response_"):
+            table[column] = table[column].astype(pd.StringDtype(na_value=np.nan))
+    return table
+
+
 def endpoint_columns(endpoints: dict, lines: list[str]) -> dict:
-    """Endpoints as table columns: scalars as they are, ``mechanisms_at_progression`` as a
-    list, and ``time_on_line`` as one ``days_on_LINE`` column per line of the scenario (0
-    for a line never taken)."""
-    row = {key: value for key, value in endpoints.items() if key != "time_on_line"}
-    row["mechanisms_at_progression"] = list(endpoints.get("mechanisms_at_progression", []))
+    """Endpoints as table columns: scalars as they are, the per-progression lists as lists,
+    ``time_on_line`` as one ``days_on_LINE`` column per line of the scenario (0 for a line
+    never taken), and the per-line endpoints as ``pfs_LINE_days``, ``progressed_LINE`` and
+    ``best_response_LINE`` (NaN, False and None for a line never taken)."""
+    row = {key: value for key, value in endpoints.items() if key not in ("time_on_line", "per_line")}
+    for key in LIST_ENDPOINTS:
+        row[key] = list(endpoints.get(key, []))
     taken = endpoints.get("time_on_line", {})
+    per_line = endpoints.get("per_line", {})
     for line in lines:
-        row[f"days_on_{column_name(line)}"] = float(taken.get(line, 0.0))
+        name = column_name(line)
+        row[f"days_on_{name}"] = float(taken.get(line, 0.0))
+        on_line = per_line.get(line, {})
+        row[f"pfs_{name}_days"] = float(on_line.get("pfs_days", math.nan))
+        row[f"progressed_{name}"] = bool(on_line.get("progressed", False))
+        row[f"best_response_{name}"] = on_line.get("best_response")
     return row
 
 
@@ -336,8 +362,28 @@ def _format_table(table: pd.DataFrame) -> str:
     return "\n".join("  " + line for line in formatted.to_string().splitlines())
 
 
-def build_result(scenario: Scenario, buffers: Buffers, provenance: dict) -> PatientResult:
-    """Turn the engine's raw buffers into tidy tables."""
+def diagnosis_endpoints(scenario: Scenario, buffers: Buffers, history_days: float = 0.0) -> dict:
+    """The tumour on day 0: its untreated doubling time, and its lesions (alive, and visible
+    on CT: at least ``monitoring.detection_limit_mm`` across)."""
+    n0 = int(buffers.record_lesions[0])
+    cells = buffers.records[0, :n0]
+    totals = cells.sum(axis=1)
+    monitoring = scenario.monitoring
+    diameters = [diameter_mm(float(n), monitoring.cells_per_cm3) for n in totals]
+    birth = np.array([c.birth for c in scenario.clones.values()])
+    death = np.array([c.death for c in scenario.clones.values()])
+    return {
+        "untreated_doubling_days": doubling_days(cells, birth, death, buffers.lesion_capacity[:n0],
+                                                 buffers.lesion_law[:n0]),
+        "lesions_at_diagnosis": int((totals > 0).sum()),
+        "visible_lesions_at_diagnosis": int(sum(d >= monitoring.detection_limit_mm for d in diameters)),
+        "history_days": history_days,
+    }
+
+
+def build_result(scenario: Scenario, buffers: Buffers, provenance: dict, diagnosis=None) -> PatientResult:
+    """Turn the engine's raw buffers into tidy tables (with the pre-diagnosis history's
+    records and events when ``history.keep_in_tables`` asks for them)."""
     n_lesions, n_records = int(buffers.counters[0]), int(buffers.counters[1])
     clone_names = np.array(list(scenario.clones), dtype=object)
     sites = np.array(scenario.sites, dtype=object)
@@ -363,10 +409,21 @@ def build_result(scenario: Scenario, buffers: Buffers, provenance: dict) -> Pati
         "carrying_capacity": buffers.lesion_capacity[:n_lesions],
     })
     events = _events_table(scenario, buffers, lesion_names, clone_names)
+    trajectory = _trajectory_table(buffers, lesion_names, clone_names)
     visits, observations = observation_tables(scenario, buffers, lesion_names)
     end_time = float(times[-1])
+    endpoints = patient_endpoints(scenario, log_of(buffers))
+    endpoints.update(diagnosis_endpoints(scenario, buffers,
+                                         diagnosis.days if diagnosis is not None else 0.0))
+    if diagnosis is not None and scenario.history.keep_in_tables:
+        from simulator.history import history_events, history_trajectory
+
+        trajectory = pd.concat([history_trajectory(diagnosis, lesion_names, clone_names), trajectory],
+                               ignore_index=True)
+        events = pd.concat([history_events(diagnosis, lesion_names, clone_names), events],
+                           ignore_index=True)
     return PatientResult(
-        trajectory=_trajectory_table(buffers, lesion_names, clone_names),
+        trajectory=trajectory,
         lesions=lesions,
         clones=clones,
         events=events,
@@ -375,7 +432,7 @@ def build_result(scenario: Scenario, buffers: Buffers, provenance: dict) -> Pati
         provenance=provenance,
         visits=visits,
         observations=observations,
-        endpoints=patient_endpoints(scenario, events, visits, buffers.dose_given, end_time),
+        endpoints=endpoints,
     )
 
 

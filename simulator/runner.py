@@ -28,6 +28,7 @@ from simulator.engine.kernel import (
     simulate_kernel,
 )
 from simulator.errors import CapacityError, EngineError
+from simulator.history import at_diagnosis, date_lesions, grow_to_diagnosis
 from simulator.lowering import lower
 from simulator.policy import (
     LocalTherapy,
@@ -57,13 +58,15 @@ INITIAL_STACK = 1024
 
 
 
-def replicate_generator(seed: int, replicate: int = 0) -> np.random.Generator:
-    """The random stream of one replicate."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,))))
+def replicate_generator(seed: int, replicate: int = 0, stream: tuple[int, ...] = ()) -> np.random.Generator:
+    """The random stream of one replicate (``stream``: a sub-stream, e.g. of its history)."""
+    return np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(seed, spawn_key=(replicate, *stream))))
 
 
 def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
-              policy: "PolicyDriver | None" = None, scenario: Scenario | None = None):
+              policy: "PolicyDriver | None" = None, scenario: Scenario | None = None,
+              stream: tuple[int, ...] = ()):
     """Run the kernel, enlarging its buffers and rerunning on overflow.
 
     A rerun draws the same random numbers (capacity never changes a draw), so the result is
@@ -76,7 +79,7 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
         model = model._replace(rules=model.rules._replace(external_policy=True))
     while True:
         buffers = allocate_buffers(model, max_lesions, max_events, max_stack)
-        rng = replicate_generator(seed, replicate)
+        rng = replicate_generator(seed, replicate, stream)
         status = simulate_kernel(model, rng, buffers)
         while status == STATUS_VISIT:
             policy.decide(model, buffers)
@@ -141,10 +144,18 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
         raise ValueError(f"seed and replicate: must be >= 0, got {seed} and {replicate}")
     driver = PolicyDriver(scenario, policy) if policy is not None else None
     model = lower(scenario)
+    diagnosis = None
+    max_lesions = scenario.simulation.max_lesions
+    if scenario.history.enabled:
+        diagnosis = grow_to_diagnosis(scenario, model, seed, replicate, run_model)
+        model = at_diagnosis(model, diagnosis)
+        max_lesions = max(max_lesions, 2 * diagnosis.cells.shape[0])
     if not keep_trajectory:
         model = model._replace(record_every=max(1, scenario.simulation.n_steps))
-    buffers = run_model(model, seed, replicate, scenario.simulation.max_lesions, driver, scenario)
-    return build_result(scenario, buffers, provenance(scenario, seed, replicate))
+    buffers = run_model(model, seed, replicate, max_lesions, driver, scenario)
+    if diagnosis is not None:
+        date_lesions(buffers, diagnosis)
+    return build_result(scenario, buffers, provenance(scenario, seed, replicate), diagnosis)
 
 
 class PolicyDriver:

@@ -482,6 +482,41 @@ class Fitness(Strict):
     )
 
 
+class History(Strict):
+    """The disease before diagnosis: the scenario's lesions (e.g. one founding cell in the
+    primary) grow with mutation and metastatic seeding, without therapy or visits, until the
+    total tumour reaches ``diagnosis_cells``; that state is day 0. The history is conditioned
+    on the tumour surviving (an extinct history is redrawn: exact rejection) and stops at the
+    size with the stopping resolution of ``simulation.stop_at_cells`` (about 1%).
+    """
+
+    enabled: Boolean = Field(False, description="Grow the disease from the scenario's lesions until diagnosis.")
+    diagnosis_cells: Annotated[Finite, Field(gt=0, le=1e13)] = Field(
+        2e10, description=(
+            "Total tumour cells at diagnosis (> 0, at most 1e13); median at diagnosis about 2e10 "
+            "(a 3.5 cm primary, docs/model.md A). Draw it per patient with a cohort parameter."
+        ),
+    )
+    step_days: Annotated[Finite, Field(gt=0, le=90)] = Field(
+        7.0, description=(
+            "Engine step before diagnosis, in days (> 0, at most 90). Mutation and seeding are "
+            "exact at any step; density-dependent growth is held at its start-of-step value."
+        ),
+    )
+    max_days: Annotated[Finite, Field(gt=0, le=73000)] = Field(
+        18250.0, description="Longest history in days (> 0, at most 73000); a tumour that has "
+        "not reached diagnosis_cells by then is an error."
+    )
+    max_attempts: Integer = Field(
+        1000, ge=1, le=1_000_000, description=(
+            "Redraws of a history that goes extinct before diagnosis (1 to 1000000)."
+        ),
+    )
+    keep_in_tables: Boolean = Field(
+        False, description="Keep the history in the trajectory and events (negative days)."
+    )
+
+
 class Oligoprogression(Strict):
     enabled: Boolean = True
     max_lesions: Integer = Field(3, ge=1, le=5, description="Most progressing lesions treated locally (1 to 5).")
@@ -746,6 +781,7 @@ class Scenario(Strict):
     simulation: Simulation = Field(default_factory=Simulation)
     mortality: Mortality = Field(default_factory=Mortality)
     fitness: Fitness = Field(default_factory=Fitness)
+    history: History = Field(default_factory=History)
     cohort: Cohort = Field(default_factory=Cohort)
     arms: dict[str, Arm] = Field(default_factory=dict, description="Treatment strategies by name.")
     reference: dict[str, tuple[Finite, Finite]] = Field(
@@ -799,6 +835,7 @@ class Scenario(Strict):
         self._check_exposure_effect()
         self._check_seeding()
         self._check_memory()
+        self._check_history()
         for metric, (low, high) in self.reference.items():
             _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
             if not low <= high:
@@ -863,6 +900,21 @@ class Scenario(Strict):
                     if value is not None:
                         _require_multiple(f"therapy.lines.{line_name}.dosing[{index}].{key}", value, dt,
                                           interval=True)
+
+    def _check_history(self) -> None:
+        """A history must start below its diagnosis size and stop before death."""
+        if not self.history.enabled:
+            return
+        start = sum(sum(lesion.cells.values()) for lesion in self.lesions.values())
+        if start >= self.history.diagnosis_cells:
+            raise ValueError(f"history.diagnosis_cells: must be above the lesions' starting cells "
+                             f"({start:g}), got {self.history.diagnosis_cells:g}")
+        if self.history.diagnosis_cells >= self.simulation.lethal_burden:
+            raise ValueError(f"history.diagnosis_cells: must be below simulation.lethal_burden "
+                             f"({self.simulation.lethal_burden:g}), got {self.history.diagnosis_cells:g}")
+        if all(c.birth <= c.death for c in self.clones.values()):
+            raise ValueError("history.enabled: no clone type grows (birth > death) without "
+                             "drug, so no history reaches diagnosis")
 
     def _check_step_growth(self) -> None:
         # exp((b - d) dt) must stay far from floating-point overflow in the exact update.

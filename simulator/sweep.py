@@ -48,7 +48,7 @@ from simulator.cohort import (
     arm_summary,
     with_settings,
 )
-from simulator.results import _html_card, check_output_directory, run_context, write_table
+from simulator.results import text_columns_as_strings, _html_card, check_output_directory, run_context, write_table
 from simulator.scenario import (
     Scenario,
     ScenarioError,
@@ -349,7 +349,7 @@ def _chunk_task(plan: SweepPlan, chunk: Chunk):
 def _run_chunk(task) -> pd.DataFrame:
     """Worker: the endpoint rows of one chunk (module level, so processes and Dask can run it)."""
     rows, _, _ = _simulate_patients(task)
-    return pd.DataFrame(rows)
+    return text_columns_as_strings(pd.DataFrame(rows))
 
 
 def _write_chunk(table: pd.DataFrame, chunk: Chunk, point_values: dict, directory: Path) -> None:

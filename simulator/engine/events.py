@@ -15,6 +15,7 @@ EVENT_DRUG_STOP = 9  # detail: reason
 EVENT_DRUG_RESTART = 10  # detail: reason
 EVENT_LOCAL_THERAPY = 11  # detail: modality; value: fraction of the lesion's cells surviving
 EVENT_SIZE_REACHED = 12  # the run's stopping size; value: burden
+EVENT_LESION_PROGRESSING = 13  # after a progression, one per lesion: detail 1 if new; value: diameter
 EVENT_NAMES = {
     EVENT_CLONE_APPEARS: "clone_appears",
     EVENT_LESION_SEEDED: "lesion_seeded",
@@ -29,6 +30,7 @@ EVENT_NAMES = {
     EVENT_DRUG_RESTART: "drug_restart",
     EVENT_LOCAL_THERAPY: "local_therapy",
     EVENT_SIZE_REACHED: "size_reached",
+    EVENT_LESION_PROGRESSING: "lesion_progressing",
 }
 
 

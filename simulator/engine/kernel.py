@@ -47,6 +47,7 @@ from simulator.engine.events import (
     EVENT_LINE_START,
     EVENT_LOCAL_THERAPY,
     EVENT_NAMES,
+    EVENT_LESION_PROGRESSING,
     EVENT_PROGRESSION,
     EVENT_SIZE_REACHED,
     EVENT_THERAPY_EXHAUSTED,
@@ -852,6 +853,11 @@ def _visit(dyn, clinic, rng, out, step, time):
             n_progressing += out.progressing[lesion]
         if not log_event(out, time, EVENT_PROGRESSION, -1, -1, float(n_progressing)):
             return STATUS_EVENT_OVERFLOW
+        for lesion in range(out.obs_lesions[visit]):
+            if out.progressing[lesion] and not log_event(
+                    out, time, EVENT_LESION_PROGRESSING, lesion, 0 if out.seen_at_baseline[lesion] else 1,
+                    out.obs_diameter[visit, lesion]):
+                return STATUS_EVENT_OVERFLOW
     if clinic.external_policy:
         out.clock[cl.PHASE] = cl.PHASE_DECIDING
         return STATUS_VISIT
