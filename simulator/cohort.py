@@ -35,6 +35,8 @@ from simulator.results import (CLINICAL_EVENTS, _html_card, column_name, endpoin
 from simulator.runner import simulate
 from simulator.scenario import (
     REFERENCE_METRICS,
+    LINE_PFS_METRIC,
+    reference_metric_description,
     Distribution,
     Scenario,
     ScenarioError,
@@ -207,7 +209,7 @@ class CohortResult:
                 rows.append({"arm": arm, "metric": metric, "observed": value, "ci_low": lower,
                              "ci_high": upper, "reference_low": low, "reference_high": high,
                              "within": bool(low <= value <= high) if not math.isnan(value) else False,
-                             "description": REFERENCE_METRICS[metric]})
+                             "description": reference_metric_description(metric)})
         return pd.DataFrame(rows)
 
     def provenance(self) -> dict:
@@ -586,4 +588,17 @@ def observed_metric(metric: str, table: pd.DataFrame) -> tuple[float, float, flo
         values = table["untreated_doubling_days"].to_numpy()
         low, high = np.quantile(values, [0.25, 0.75]) if n else (math.nan, math.nan)
         return float(np.median(values)) if n else math.nan, float(low), float(high)
+    if metric == "brain_at_diagnosis":
+        return proportion_ci(int(table["brain_at_diagnosis"].sum()), n)
+    if metric == "brain_at_first_progression":
+        first = table["brain_at_progression"].map(lambda found: bool(len(found)) and bool(found[0]))
+        return proportion_ci(int(first.sum()), n)
+    if metric == "no_second_line":
+        progressed = table[table["progressing_lesions"].map(len) > 0]
+        return proportion_ci(int((progressed["lines_used"] <= 1).sum()), len(progressed))
+    line = LINE_PFS_METRIC.fullmatch(metric)
+    if line is not None and f"pfs_{column_name(line['line'])}_days" in table:
+        name = column_name(line["line"])
+        taken = table[table[f"days_on_{name}"] > 0]
+        return median_survival(taken[f"pfs_{name}_days"] / DAYS_PER_MONTH, taken[f"progressed_{name}"])
     raise ValueError(f"metric: unknown '{metric}'; allowed: {', '.join(REFERENCE_METRICS)}")

@@ -196,7 +196,7 @@ def _best_response(log: Log, begin: float, until: float) -> str | None:
     when the first assessment already shows progression)."""
     best = None
     for time, response in zip(log.visit_time.tolist(), log.visit_response.tolist()):
-        if time < begin or time > until or response not in _RANKED:
+        if time <= begin - (begin == 0.0) or time > until or response not in _RANKED:
             continue
         if best is None or _RANKED[response] < _RANKED[best]:
             best = response

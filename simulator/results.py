@@ -377,6 +377,8 @@ def diagnosis_endpoints(scenario: Scenario, buffers: Buffers, history_days: floa
                                                  buffers.lesion_law[:n0]),
         "lesions_at_diagnosis": int((totals > 0).sum()),
         "visible_lesions_at_diagnosis": int(sum(d >= monitoring.detection_limit_mm for d in diameters)),
+        "brain_at_diagnosis": bool(any(d >= monitoring.detection_limit_mm and scenario.sites[site] == "brain"
+                                       for d, site in zip(diameters, buffers.lesion_site[:n0]))),
         "history_days": history_days,
     }
 

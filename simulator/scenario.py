@@ -751,7 +751,20 @@ REFERENCE_METRICS = {
     "progressed_by_3_months": "fraction progressed within 3 months",
     "t790m_at_progression": "fraction of first re-biopsies finding T790M",
     "doubling_time_days": "median untreated volume doubling time, days",
+    "brain_at_diagnosis": "fraction with a visible brain lesion at diagnosis",
+    "brain_at_first_progression": "fraction whose first progression involves the brain",
+    "no_second_line": "fraction of patients progressing on the first line who get no next line",
+    "median_pfs_on_LINE_months": "median PFS of line LINE from its start (Kaplan-Meier), months",
 }
+LINE_PFS_METRIC = re.compile(r"median_pfs_on_(?P<line>.+)_months")
+
+
+def reference_metric_description(metric: str) -> str | None:
+    """What a reference metric means, or None if it is not one."""
+    match = LINE_PFS_METRIC.fullmatch(metric)
+    if match and metric != "median_pfs_on_LINE_months":
+        return f"median PFS of line {match['line']} from its start (Kaplan-Meier), months"
+    return REFERENCE_METRICS.get(metric) if metric != "median_pfs_on_LINE_months" else None
 
 
 class Scenario(Strict):
@@ -837,7 +850,12 @@ class Scenario(Strict):
         self._check_memory()
         self._check_history()
         for metric, (low, high) in self.reference.items():
-            _require_known(f"reference.{metric}", metric, list(REFERENCE_METRICS), "metric")
+            line = LINE_PFS_METRIC.fullmatch(metric)
+            if line and metric != "median_pfs_on_LINE_months":
+                _require_known(f"reference.{metric}", line["line"], list(self.therapy.lines), "line")
+            else:
+                _require_known(f"reference.{metric}", metric, [m for m in REFERENCE_METRICS
+                                                               if m != "median_pfs_on_LINE_months"], "metric")
             if not low <= high:
                 raise ValueError(f"reference.{metric}: must be [low, high] with low <= high, got [{low:g}, {high:g}]")
         for lesion in self.cohort.optional_lesions:
