@@ -211,9 +211,14 @@ def main(debug: bool) -> None:
 @click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
               help="Override a parameter, e.g. clones.T790M.death=0.1 (wins over the arm's settings).")
 @click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
+@click.option("--report", is_flag=True, help="Also write report.html into --out: one self-contained page.")
+@click.option("--figure-format", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True,
+              help="File format of the figures.")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution of the figures.")
 @friendly_errors
 def run(scenario: str, seed: int | None, replicate: int | None, patient: int | None, arm: str | None,
-        out: Path | None, assignments: tuple[str, ...], no_figures: bool) -> None:
+        out: Path | None, assignments: tuple[str, ...], no_figures: bool, report: bool = False,
+        figure_format: str = "png", dpi: int = 120) -> None:
     """Simulate one patient of SCENARIO: a TOML file, a catalog id (default:
     egfr-first-line-gefitinib) or a provenance.json to rerun."""
     from simulator.cohort import default_arm, patient_scenario
@@ -241,9 +246,11 @@ def run(scenario: str, seed: int | None, replicate: int | None, patient: int | N
     result.provenance["invocation"] = {"scenario": scenario, "arm": arm, "patient": patient,
                                        "settings": overrides, "precedence": ["scenario", "arm", "--set"]}
     click.echo(result.summary_text())
+    if report and out is None:
+        raise UsageProblem("--report: needs --out DIR (the report is written there as report.html)")
     if out is not None:
-        result.write(out, figures=not no_figures)
-        click.echo(f"wrote {out}/")
+        result.write(out, figures=not no_figures, report=report, figure_format=figure_format, dpi=dpi)
+        click.echo(f"wrote {out}/" + (f" (report: {out / 'report.html'})" if report else ""))
 
 
 def rerun_from_provenance(path: Path, seed: int | None, extra: tuple):
@@ -294,8 +301,13 @@ def validate(scenario: str, assignments: tuple[str, ...]) -> None:
 @click.option("--compare-reference", is_flag=True, help="Print observed metrics beside the scenario's published ranges.")
 @click.option("--keep-trajectories", is_flag=True, help="Keep every patient's full result in memory (costly).")
 @click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
+@click.option("--report", is_flag=True, help="Also write report.html into --out: one self-contained page.")
+@click.option("--figure-format", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True,
+              help="File format of the figures.")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution of the figures.")
 @friendly_errors
-def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference, keep_trajectories, no_figures):
+def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference, keep_trajectories, no_figures,
+           report=False, figure_format="png", dpi=120):
     """Simulate a virtual cohort of SCENARIO (default: egfr-first-line-gefitinib), in every arm,
     and summarise it."""
     from simulator.cohort import run_cohort
@@ -308,14 +320,16 @@ def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference
     if workers <= 0:
         raise UsageProblem(f"--workers: must be > 0, got {workers}")
     _check_seed(seed)
+    if report and out is None:
+        raise UsageProblem("--report: needs --out DIR (the report is written there as report.html)")
     check_output(out)
     warn_if_compiling()
     result = run_cohort(base, n=n, seed=seed, workers=workers, arms=list(arms) or None,
                         progress=sys.stderr.isatty(), keep_results=keep_trajectories, settings=overrides)
     click.echo(format_cohort(result, compare_reference))
     if out is not None:
-        result.write(out, figures=not no_figures)
-        click.echo(f"wrote {out}/")
+        result.write(out, figures=not no_figures, report=report, figure_format=figure_format, dpi=dpi)
+        click.echo(f"wrote {out}/" + (f" (report: {out / 'report.html'})" if report else ""))
 
 
 def format_cohort(result, compare_reference: bool) -> str:
@@ -413,10 +427,12 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
 @click.option("--x", "x", default=None, help="Parameter on the x axis (default: the first).")
 @click.option("--y", "y", default=None, help="Second parameter: draw a heatmap of the endpoint over x and y.")
 @click.option("--arm", default=None, help="Arm of the heatmap (default: the first); lines show every arm.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG file (default: DIRECTORY/sweep-ENDPOINT.png).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Picture file, .png, .svg or .pdf (default: DIRECTORY/sweep-ENDPOINT.png).")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution.")
 @friendly_errors
 def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | None, arm: str | None,
-                       out: Path | None) -> None:
+                       out: Path | None, dpi: int = 120) -> None:
     """Draw a sweep's endpoint against one parameter (one line per arm and value of the other
     parameters, with CI bands where there are some) or, with --y, a heatmap over two."""
     import pandas as pd
@@ -431,10 +447,13 @@ def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | N
     scales = json.loads(manifest_path.read_text()).get("scales", {}) if manifest_path.exists() else {}
     target = out or directory / f"sweep-{endpoint}.png"
     check_file_target(target)
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in ("png", "svg", "pdf"):
+        raise UsageProblem(f"--out: '{target.name}' must end in .png, .svg or .pdf")
     figure = plot_sweep(summary, endpoint=endpoint, x=x, y=y, arm=arm, scales=scales)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp.{suffix}")
     try:
-        figure.savefig(partial, dpi=120, bbox_inches="tight")
+        figure.savefig(partial, dpi=dpi, bbox_inches="tight")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
