@@ -508,5 +508,57 @@ def schema() -> None:
     click.echo(json.dumps(scenario_json_schema(), indent=2))
 
 
+# --- lessons ---------------------------------------------------------------------------------
+
+
+@main.group()
+def lesson() -> None:
+    """Lessons: a question, a prediction to make, the run, the pictures and what to notice."""
+
+
+@lesson.command(name="list")
+@friendly_errors
+def lesson_list() -> None:
+    """List the lessons: name, title and question."""
+    from simulator.lessons import lesson_paths, lesson_title, lessons_directory
+
+    lessons = lesson_paths()
+    if not lessons:
+        raise UsageProblem(f"lesson: no lessons found in '{lessons_directory()}'")
+    for name, path in lessons.items():
+        title, question = lesson_title(path)
+        click.echo(f"{name:28s} {title}")
+        if question:
+            click.echo(f"{'':28s}   {question}")
+
+
+@lesson.command(name="run")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory for the pictures and index.html (default: lesson-output/NAME; replaced whole).")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=110, show_default=True, help="Resolution of the pictures.")
+@friendly_errors
+def lesson_run(name: str, out: Path | None, dpi: int) -> None:
+    """Run lesson NAME (a name from 'simulator lesson list', its number, or a script) and write
+    its pictures and an HTML page."""
+    from simulator.lessons import find_lesson, lesson_name, run_lesson
+    from simulator.results import run_context, write_atomically
+
+    path = find_lesson(name)
+    out = out or Path("lesson-output") / lesson_name(path)
+    check_output(out)
+    warn_if_compiling()
+    runs = []
+
+    def draw(staging: Path) -> None:
+        runs.append(run_lesson(path, staging, dpi=dpi, echo=True))
+
+    provenance = {**run_context(), "lesson": lesson_name(path), "script": str(path.resolve())}
+    write_atomically(out, {}, provenance, draw)
+    done = runs[0]
+    click.echo(f"lesson {done.name}: {len(done.figures)} picture(s) in {done.seconds:.0f} s; "
+               f"wrote {out}/ (open {out / 'index.html'})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
