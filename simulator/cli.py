@@ -508,6 +508,48 @@ def schema() -> None:
     click.echo(json.dumps(scenario_json_schema(), indent=2))
 
 
+# --- be the oncologist ----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
+@click.option("--patient", type=click.IntRange(min=0), default=None, help="Cohort patient I (its drawn parameters).")
+@click.option("--arm", default=None, help="Arm of the scenario (default: its first arm).")
+@click.option("--every-visit", is_flag=True, help="Ask at every visit, not only where a decision is due.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the run (tables, figures, report.html) here afterwards.")
+@friendly_errors
+def oncologist(scenario: str, seed: int | None, patient: int | None, arm: str | None, every_visit: bool,
+               out: Path | None) -> None:
+    """Be the oncologist: decide at each visit from what the clinic sees (scan, marker,
+    ctDNA, biopsies), then see the truth underneath."""
+    from simulator.cohort import default_arm, patient_scenario
+    from simulator.oncologist import StudentPolicy, truth_text
+    from simulator.runner import simulate
+
+    _check_seed(seed)
+    base = load_source(scenario)
+    if arm is None and base.arms:
+        arm = default_arm(base)
+    resolved, _ = patient_scenario(base, arm, patient, seed)
+    check_output(out)
+    warn_if_compiling()
+    click.echo(f"You are the oncologist of a patient of {resolved.id}: {resolved.description}\n"
+               f"Lines available: {', '.join(resolved.therapy.lines)}; local therapies: "
+               f"{', '.join(resolved.local_therapy)}. Press Enter to continue a line.")
+    student = StudentPolicy(every_visit=every_visit)
+    result = simulate(resolved, seed=seed, replicate=patient or 0, policy=student)
+    result.provenance["oncologist_decisions"] = [
+        {"day": day, "actions": [repr(a) for a in actions], "biopsies": biopsies}
+        for day, actions, biopsies, _ in student.answers]
+    click.echo(truth_text(result))
+    click.echo(result.timeline())
+    if out is not None:
+        result.write(out, report=True)
+        click.echo(f"wrote {out}/ (report: {out / 'report.html'})")
+
+
 # --- lessons ---------------------------------------------------------------------------------
 
 
