@@ -77,7 +77,8 @@ for row, values in enumerate(data, start=1):
             "o", color="#6a3d9a", alpha=0.5, markersize=3)
 ax.set_yticks([1, 2, 3], names)
 ax.axvline(0, color="#999999", linestyle=":")
-ax.set_xlabel("weeks (positive: earlier than RECIST progression, or RECIST later than the truth)")
+ax.set_xlabel("weeks by which the signal came before RECIST progression\n"
+              "(bottom row: weeks by which the truth came before it; left of 0: RECIST came first)")
 ax.set_title(f"{n} virtual patients: how late the clinic knows", loc="left", fontsize=10)
 lesson.figure(fig, "lead-times", "Lead and lag of each signal, per patient")
 lesson.say(f"""
@@ -85,7 +86,8 @@ lesson.say(f"""
 started to rise ({len(late)} patients who progressed). ctDNA turned positive a median {lead.median():.0f}
 weeks before the scan declared progression ({(lead > 0).mean():.0%} of {len(lead)} patients earlier, the rest
 at the same visit or later); the marker led by a median {marker_lead.median():.0f} weeks. The truth runs
-ahead of every signal: the clinic always acts on the past.
+ahead of every signal. Where RECIST comes first (left of 0), a new lesion was seen while the total
+burden was still falling, or the blood stayed negative.
 """)
 
 # %% [markdown]

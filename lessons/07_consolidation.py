@@ -69,6 +69,9 @@ for row, trial in trials.iterrows():
 ax.axvline(1, color="#999999", linestyle=":")
 ax.axvline(everyone["hazard_ratio"], color="black", linestyle="--", label="whole cohort")
 ax.set_xscale("log")
+ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5) if trials["hr_lower"].min() / 1.5 <= t <= trials["hr_upper"].max() * 1.5]
+ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+ax.minorticks_off()
 ax.set_yticks(range(len(trials)), [f"trial {i + 1}" for i in range(len(trials))])
 ax.set_xlabel(f"hazard ratio of PFS, {treated} against {control} (95% CI; red: p < 0.05)")
 ax.legend(fontsize=8, frameon=False)
