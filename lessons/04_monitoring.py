@@ -40,20 +40,25 @@ lesson.figure(plots.burden_timeline(result), "burden", "One patient: the true bu
 
 # %%
 def signals(run) -> dict:
-    """Days (from the start of therapy) when each signal first shows regrowth."""
+    """Days (from the start of therapy) when each signal first showed the regrowth that led to the
+    first RECIST progression: the true nadir before it, and the first ctDNA-positive visit and
+    the first marker rise (+25% over its low) between that nadir and the progression."""
     start = run.provenance["scenario"]["therapy"]["start_day"]
-    total = run.burden.loc[start:]
-    nadir = float(total.idxmin())
-    visits = run.visits[run.visits["time"] >= start]
-    after = visits[visits["time"] > nadir]
     pd_day = run.events.loc[run.events["kind"] == "progression", "time"]
-    marker_low = visits["marker"].cummin()
-    marker_rise = visits[(visits["marker"] > 1.25 * marker_low) & (visits["time"] > nadir)]["time"]
-    ctdna = after[after["ctdna_positive"]]["time"]
+    if not len(pd_day):
+        return {"true regrowth": np.nan, "ctDNA positive": np.nan,
+                "marker +25% over its low": np.nan, "RECIST progression": np.nan}
+    progression = float(pd_day.iloc[0])
+    nadir = float(run.burden.loc[start:progression].idxmin())
+    visits = run.visits[(run.visits["time"] >= start) & (run.visits["time"] <= progression)]
+    window = visits[visits["time"] > nadir]
+    low = visits["marker"].cummin()
+    rise = window[window["marker"] > 1.25 * low.loc[window.index]]["time"]
+    ctdna = window[window["ctdna_positive"]]["time"]
     return {"true regrowth": nadir - start,
-            "ctDNA positive": float(ctdna.iloc[0]) - start if len(ctdna) else np.nan,
-            "marker +25% over its low": float(marker_rise.iloc[0]) - start if len(marker_rise) else np.nan,
-            "RECIST progression": float(pd_day.iloc[0]) - start if len(pd_day) else np.nan}
+            "ctDNA positive": (float(ctdna.iloc[0]) if len(ctdna) else progression) - start,
+            "marker +25% over its low": (float(rise.iloc[0]) if len(rise) else progression) - start,
+            "RECIST progression": progression - start}
 
 
 one = signals(result)
@@ -77,8 +82,8 @@ for row, values in enumerate(data, start=1):
             "o", color="#6a3d9a", alpha=0.5, markersize=3)
 ax.set_yticks([1, 2, 3], names)
 ax.axvline(0, color="#999999", linestyle=":")
-ax.set_xlabel("weeks by which the signal came before RECIST progression\n"
-              "(bottom row: weeks by which the truth came before it; left of 0: RECIST came first)")
+ax.set_xlabel("weeks by which the signal came before the first RECIST progression\n"
+              "(bottom row: the true regrowth; 0: the signal was no earlier than the scan)")
 ax.set_title(f"{n} virtual patients: how late the clinic knows", loc="left", fontsize=10)
 lesson.figure(fig, "lead-times", "Lead and lag of each signal, per patient")
 lesson.say(f"""
@@ -86,8 +91,7 @@ lesson.say(f"""
 started to rise ({len(late)} patients who progressed). ctDNA turned positive a median {lead.median():.0f}
 weeks before the scan declared progression ({(lead > 0).mean():.0%} of {len(lead)} patients earlier, the rest
 at the same visit or later); the marker led by a median {marker_lead.median():.0f} weeks. The truth runs
-ahead of every signal. Where RECIST comes first (left of 0), a new lesion was seen while the total
-burden was still falling, or the blood stayed negative.
+ahead of every signal; at 0, the blood showed nothing before the scan did.
 """)
 
 # %% [markdown]

@@ -55,8 +55,9 @@ left.plot([0, top], [0, top], ":", color="#999999")
 left.set_xlabel(f"OS with '{second}' (months)")
 left.set_ylabel(f"OS with '{first}' (months)")
 left.set_title("each dot: one patient, both strategies", loc="left", fontsize=10)
-left.text(0.03, 0.97, f"above the line: longer with '{first}'\non the line: the choice changed nothing\n"
-          "top edge: alive at the end of follow-up", transform=left.transAxes, fontsize=8, va="top")
+left.text(0.97, 0.03, f"above the line: longer with '{first}'\non the line: the choice changed nothing\n"
+          "top edge: alive at the end of follow-up", transform=left.transAxes, fontsize=8, va="bottom",
+          ha="right")
 right.hist(diff, bins=25, color="#555555")
 right.axvline(0, color="#d62728", linestyle=":")
 right.set_xlabel(f"months gained with '{first}', per patient")
