@@ -211,9 +211,14 @@ def main(debug: bool) -> None:
 @click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
               help="Override a parameter, e.g. clones.T790M.death=0.1 (wins over the arm's settings).")
 @click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
+@click.option("--report", is_flag=True, help="Also write report.html into --out: one self-contained page.")
+@click.option("--figure-format", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True,
+              help="File format of the figures.")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution of the figures.")
 @friendly_errors
 def run(scenario: str, seed: int | None, replicate: int | None, patient: int | None, arm: str | None,
-        out: Path | None, assignments: tuple[str, ...], no_figures: bool) -> None:
+        out: Path | None, assignments: tuple[str, ...], no_figures: bool, report: bool = False,
+        figure_format: str = "png", dpi: int = 120) -> None:
     """Simulate one patient of SCENARIO: a TOML file, a catalog id (default:
     egfr-first-line-gefitinib) or a provenance.json to rerun."""
     from simulator.cohort import default_arm, patient_scenario
@@ -241,9 +246,11 @@ def run(scenario: str, seed: int | None, replicate: int | None, patient: int | N
     result.provenance["invocation"] = {"scenario": scenario, "arm": arm, "patient": patient,
                                        "settings": overrides, "precedence": ["scenario", "arm", "--set"]}
     click.echo(result.summary_text())
+    if report and out is None:
+        raise UsageProblem("--report: needs --out DIR (the report is written there as report.html)")
     if out is not None:
-        result.write(out, figures=not no_figures)
-        click.echo(f"wrote {out}/")
+        result.write(out, figures=not no_figures, report=report, figure_format=figure_format, dpi=dpi)
+        click.echo(f"wrote {out}/" + (f" (report: {out / 'report.html'})" if report else ""))
 
 
 def rerun_from_provenance(path: Path, seed: int | None, extra: tuple):
@@ -294,8 +301,13 @@ def validate(scenario: str, assignments: tuple[str, ...]) -> None:
 @click.option("--compare-reference", is_flag=True, help="Print observed metrics beside the scenario's published ranges.")
 @click.option("--keep-trajectories", is_flag=True, help="Keep every patient's full result in memory (costly).")
 @click.option("--no-figures", is_flag=True, help="Do not draw figures into --out.")
+@click.option("--report", is_flag=True, help="Also write report.html into --out: one self-contained page.")
+@click.option("--figure-format", type=click.Choice(["png", "svg", "pdf"]), default="png", show_default=True,
+              help="File format of the figures.")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution of the figures.")
 @friendly_errors
-def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference, keep_trajectories, no_figures):
+def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference, keep_trajectories, no_figures,
+           report=False, figure_format="png", dpi=120):
     """Simulate a virtual cohort of SCENARIO (default: egfr-first-line-gefitinib), in every arm,
     and summarise it."""
     from simulator.cohort import run_cohort
@@ -308,14 +320,16 @@ def cohort(scenario, n, seed, workers, arms, out, assignments, compare_reference
     if workers <= 0:
         raise UsageProblem(f"--workers: must be > 0, got {workers}")
     _check_seed(seed)
+    if report and out is None:
+        raise UsageProblem("--report: needs --out DIR (the report is written there as report.html)")
     check_output(out)
     warn_if_compiling()
     result = run_cohort(base, n=n, seed=seed, workers=workers, arms=list(arms) or None,
                         progress=sys.stderr.isatty(), keep_results=keep_trajectories, settings=overrides)
     click.echo(format_cohort(result, compare_reference))
     if out is not None:
-        result.write(out, figures=not no_figures)
-        click.echo(f"wrote {out}/")
+        result.write(out, figures=not no_figures, report=report, figure_format=figure_format, dpi=dpi)
+        click.echo(f"wrote {out}/" + (f" (report: {out / 'report.html'})" if report else ""))
 
 
 def format_cohort(result, compare_reference: bool) -> str:
@@ -413,10 +427,12 @@ def sweep(scenario, grid, points, sample, sample_seed, replicates, arms, seed, e
 @click.option("--x", "x", default=None, help="Parameter on the x axis (default: the first).")
 @click.option("--y", "y", default=None, help="Second parameter: draw a heatmap of the endpoint over x and y.")
 @click.option("--arm", default=None, help="Arm of the heatmap (default: the first); lines show every arm.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG file (default: DIRECTORY/sweep-ENDPOINT.png).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Picture file, .png, .svg or .pdf (default: DIRECTORY/sweep-ENDPOINT.png).")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution.")
 @friendly_errors
 def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | None, arm: str | None,
-                       out: Path | None) -> None:
+                       out: Path | None, dpi: int = 120) -> None:
     """Draw a sweep's endpoint against one parameter (one line per arm and value of the other
     parameters, with CI bands where there are some) or, with --y, a heatmap over two."""
     import pandas as pd
@@ -431,10 +447,13 @@ def plot_sweep_command(directory: Path, endpoint: str, x: str | None, y: str | N
     scales = json.loads(manifest_path.read_text()).get("scales", {}) if manifest_path.exists() else {}
     target = out or directory / f"sweep-{endpoint}.png"
     check_file_target(target)
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in ("png", "svg", "pdf"):
+        raise UsageProblem(f"--out: '{target.name}' must end in .png, .svg or .pdf")
     figure = plot_sweep(summary, endpoint=endpoint, x=x, y=y, arm=arm, scales=scales)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp.{suffix}")
     try:
-        figure.savefig(partial, dpi=120, bbox_inches="tight")
+        figure.savefig(partial, dpi=dpi, bbox_inches="tight")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -487,6 +506,100 @@ def show(scenario_id: str) -> None:
 def schema() -> None:
     """Print the JSON Schema of scenario files."""
     click.echo(json.dumps(scenario_json_schema(), indent=2))
+
+
+# --- be the oncologist ----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
+@click.option("--patient", type=click.IntRange(min=0), default=None, help="Cohort patient I (its drawn parameters).")
+@click.option("--arm", default=None, help="Arm of the scenario (default: its first arm).")
+@click.option("--every-visit", is_flag=True, help="Ask at every visit, not only where a decision is due.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the run (tables, figures, report.html) here afterwards.")
+@friendly_errors
+def oncologist(scenario: str, seed: int | None, patient: int | None, arm: str | None, every_visit: bool,
+               out: Path | None) -> None:
+    """Be the oncologist: decide at each visit from what the clinic sees (scan, marker,
+    ctDNA, biopsies), then see the truth underneath."""
+    from simulator.cohort import default_arm, patient_scenario
+    from simulator.oncologist import StudentPolicy, truth_text
+    from simulator.runner import simulate
+
+    _check_seed(seed)
+    base = load_source(scenario)
+    if arm is None and base.arms:
+        arm = default_arm(base)
+    resolved, _ = patient_scenario(base, arm, patient, seed)
+    check_output(out)
+    warn_if_compiling()
+    click.echo(f"You are the oncologist of a patient of {resolved.id}: {resolved.description}\n"
+               f"Lines available: {', '.join(resolved.therapy.lines)}; local therapies: "
+               f"{', '.join(resolved.local_therapy)}. Press Enter to continue a line.")
+    student = StudentPolicy(every_visit=every_visit)
+    result = simulate(resolved, seed=seed, replicate=patient or 0, policy=student)
+    result.provenance["oncologist_decisions"] = [
+        {"day": day, "actions": [repr(a) for a in actions], "biopsies": biopsies}
+        for day, actions, biopsies, _ in student.answers]
+    click.echo(truth_text(result))
+    click.echo(result.timeline())
+    if out is not None:
+        result.write(out, report=True)
+        click.echo(f"wrote {out}/ (report: {out / 'report.html'})")
+
+
+# --- lessons ---------------------------------------------------------------------------------
+
+
+@main.group()
+def lesson() -> None:
+    """Lessons: a question, a prediction to make, the run, the pictures and what to notice."""
+
+
+@lesson.command(name="list")
+@friendly_errors
+def lesson_list() -> None:
+    """List the lessons: name, title and question."""
+    from simulator.lessons import lesson_paths, lesson_title, lessons_directory
+
+    lessons = lesson_paths()
+    if not lessons:
+        raise UsageProblem(f"lesson: no lessons found in '{lessons_directory()}'")
+    for name, path in lessons.items():
+        title, question = lesson_title(path)
+        click.echo(f"{name:28s} {title}")
+        if question:
+            click.echo(f"{'':28s}   {question}")
+
+
+@lesson.command(name="run")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory for the pictures and index.html (default: lesson-output/NAME; replaced whole).")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=110, show_default=True, help="Resolution of the pictures.")
+@friendly_errors
+def lesson_run(name: str, out: Path | None, dpi: int) -> None:
+    """Run lesson NAME (a name from 'simulator lesson list', its number, or a script) and write
+    its pictures and an HTML page."""
+    from simulator.lessons import find_lesson, lesson_name, run_lesson
+    from simulator.results import run_context, write_atomically
+
+    path = find_lesson(name)
+    out = out or Path("lesson-output") / lesson_name(path)
+    check_output(out)
+    warn_if_compiling()
+    runs = []
+
+    def draw(staging: Path) -> None:
+        runs.append(run_lesson(path, staging, dpi=dpi, echo=True))
+
+    provenance = {**run_context(), "lesson": lesson_name(path), "script": str(path.resolve())}
+    write_atomically(out, {}, provenance, draw)
+    done = runs[0]
+    click.echo(f"lesson {done.name}: {len(done.figures)} picture(s) in {done.seconds:.0f} s; "
+               f"wrote {out}/ (open {out / 'index.html'})")
 
 
 if __name__ == "__main__":  # pragma: no cover

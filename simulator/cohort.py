@@ -221,9 +221,11 @@ class CohortResult:
                              for arm, layers in self.layers.items()},
                 "scenario": scenario_to_dict(self.scenario)}
 
-    def write(self, directory, figures: bool = True) -> None:
-        """Write the tables, ``provenance.json`` and, with ``figures``, Kaplan-Meier curves and
-        a swimmer plot, replacing an earlier result in ``directory`` whole."""
+    def write(self, directory, figures: bool = True, report: bool = False,
+              figure_format: str = "png", dpi: int = 120) -> None:
+        """Write the tables, ``provenance.json``, with ``figures`` Kaplan-Meier curves and a
+        swimmer plot (``figure_format`` png, svg or pdf at ``dpi``) and with ``report`` a
+        self-contained ``report.html``, replacing an earlier result in ``directory`` whole."""
         from simulator.results import write_atomically
 
         tables = {"endpoints": self.endpoints, "events": self.events, "summary": self.summary()}
@@ -235,9 +237,14 @@ class CohortResult:
         def draw(staging) -> None:
             from simulator.plots import save_cohort_figures
 
-            save_cohort_figures(self.endpoints, self.events, staging)
+            if figures:
+                save_cohort_figures(self.endpoints, self.events, staging, figure_format, dpi)
+            if report:
+                from simulator.report import REPORT_NAME, cohort_report
 
-        write_atomically(directory, tables, self.provenance(), draw if figures else None)
+                (staging / REPORT_NAME).write_text(cohort_report(self), encoding="utf-8")
+
+        write_atomically(directory, tables, self.provenance(), draw if figures or report else None)
 
 
 # Sections about the cohort as a whole; settings of these change the scenario, not a patient.

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from simulator.survival import kaplan_meier, median_survival
+from simulator.survival import kaplan_meier, logrank, median_survival
 
 DAYS_PER_MONTH = 30.44
 DPI = 120
@@ -428,8 +428,40 @@ def _clone_table(trajectory: pd.DataFrame, clones: list[str], times: np.ndarray,
     return table.reindex(index=times, columns=clones).astype(float)
 
 
+def widen_small_bands(fractions: np.ndarray, min_band: float) -> tuple[np.ndarray, np.ndarray]:
+    """Give every clone with cells a band of at least ``min_band`` of the height.
+
+    Parameters
+    ----------
+    fractions
+        Shape (times, clone types), rows summing to 1 (or 0 where nothing lives).
+    min_band
+        Smallest band drawn for a clone that has cells (0 turns widening off).
+
+    Returns
+    -------
+    (drawn, widened)
+        Fractions as drawn (rows still sum to 1: the widened bands are taken from the others
+        in proportion) and a boolean array marking where a band was widened.
+    """
+    fractions = np.nan_to_num(np.asarray(fractions, float))
+    widened = (fractions > 0) & (fractions < min_band)
+    if min_band <= 0 or not widened.any():
+        return fractions, np.zeros_like(fractions, dtype=bool)
+    drawn = fractions.copy()
+    floor = np.where(widened, min_band, 0.0)
+    rest = np.where(widened, 0.0, fractions)
+    room = 1.0 - floor.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(rest.sum(axis=1, keepdims=True) > 0, room / rest.sum(axis=1, keepdims=True), 0.0)
+    drawn = np.where(widened, floor, rest * np.clip(scale, 0.0, None))
+    totals = drawn.sum(axis=1, keepdims=True)
+    drawn = np.where(totals > 0, drawn / np.where(totals > 0, totals, 1.0), 0.0)
+    return drawn, widened
+
+
 def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colours: dict,
-                       twin_of: Axes | None) -> Axes:
+                       twin_of: Axes | None, min_band: float = 0.0) -> Axes:
     counts = table.to_numpy()
     total = np.nansum(counts, axis=1)
     alive = np.isfinite(counts).any(axis=1) & (total > 0)
@@ -437,10 +469,16 @@ def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colour
         fractions = np.where(alive[:, None], np.nan_to_num(counts) / total[:, None], np.nan)
     times = table.index.to_numpy(float)
     names = list(table.columns)
-    for clone, lower, upper in muller_layers(np.nan_to_num(fractions), parents):
+    drawn, widened = widen_small_bands(np.nan_to_num(fractions), min_band)
+    for clone, lower, upper in muller_layers(drawn, parents):
         lower = np.where(alive, lower, np.nan)
         upper = np.where(alive, upper, np.nan)
         ax.fill_between(times, lower, upper, facecolor=colours[names[clone]], linewidth=0)
+        if widened[:, clone].any():
+            # Dotted where drawn larger than it is; descendants are painted over it next, so
+            # only the clone's own cells look dotted.
+            ax.fill_between(times, lower, upper, where=widened[:, clone], facecolor="none",
+                            edgecolor="white", hatch="....", linewidth=0)
     ax.set_ylim(0, 1)
     ax.set_ylabel("clone fraction")
     ax.margins(x=0)
@@ -454,7 +492,8 @@ def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colour
     return twin
 
 
-def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4) -> Figure:
+def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
+                min_band: float = 0.02) -> Figure:
     """Muller plot: clone-type frequencies over time, in the whole patient and per lesion.
 
     Each clone type's band is nested inside the band of the type it arises from (mutation
@@ -474,11 +513,18 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4)
         therapy ribbon is drawn as an inset above the first. Default: a new figure.
     max_lesions
         Most lesion panels to draw.
+    min_band
+        Every clone type that has cells is drawn at least this fraction of the height (2% by
+        default), so a clone present at the start however small is seen; where a band is
+        widened it is dotted, and the legend gives each rare clone's true fraction at the
+        start. 0 draws true fractions only.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    if not 0 <= min_band < 0.5:
+        raise ValueError(f"muller_plot: min_band must be in [0, 0.5), got {min_band}")
     trajectory = result.trajectory
     if trajectory is None or len(trajectory) == 0:
         raise ValueError("muller_plot: result has no trajectory (simulate with keep_trajectory=True)")
@@ -509,14 +555,15 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4)
         fig = main.figure
         ribbon = main.inset_axes([0, 1.12, 1, 0.2], sharex=main)
 
-    twin = _draw_muller_panel(main, _clone_table(trajectory, clones, times), parents, colours, None)
+    whole = _clone_table(trajectory, clones, times)
+    twin = _draw_muller_panel(main, whole, parents, colours, None, min_band)
     main.set_title("whole patient", loc="left", fontsize=10, y=1.0, pad=3)
     lesion_info = result.lesions.set_index("lesion") if len(result.lesions) else None
     local = _events_of(result.events, "local_therapy")
     for ax, lesion in zip(panels[1:], peak.index[:n_lesions]):
         lesion = str(lesion)
         _draw_muller_panel(ax, _clone_table(trajectory, clones, times, lesion), parents, colours,
-                           twin)
+                           twin, min_band)
         title = lesion
         if lesion_info is not None and lesion in lesion_info.index:
             info = lesion_info.loc[lesion]
@@ -542,7 +589,19 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4)
     ribbon.set_title(f"Clonal composition over time: {scenario_id} (seed {seed})", loc="left",
                      fontsize=11)
 
-    handles = [Patch(facecolor=colours[c], label=c) for c in clones if c in _present(trajectory)]
+    start = whole.iloc[0].fillna(0.0)
+    start_fraction = start / start.sum() if start.sum() > 0 else start
+    handles = []
+    present = _present(trajectory)
+    for clone in clones:
+        if clone not in present:
+            continue
+        share = float(start_fraction.get(clone, 0.0))
+        label = clone if share == 0 or share >= 0.01 else f"{clone} ({share:.1e} at start)"
+        handles.append(Patch(facecolor=colours[clone], label=label))
+    if min_band > 0:
+        handles.append(Patch(facecolor="#999999", edgecolor="white", hatch="....",
+                             label=f"band widened to {min_band:.0%} (rarer)"))
     handles.append(Line2D([], [], color="black", linewidth=1.6, label="total cells (right axis)"))
     handles += _event_handles(result, progression_marker="x")
     handles += _therapy_handles(lines, periods, result.end_time, result.events)
@@ -577,7 +636,7 @@ def _mark_line_switches(ax: Axes, events: pd.DataFrame) -> None:
 # --- burden timeline -------------------------------------------------------------------------
 
 
-def burden_timeline(result, ax=None) -> Figure:
+def burden_timeline(result, ax=None, figsize: tuple[float, float] | None = None) -> Figure:
     """The true tumour burden beside what the clinic saw, with the decisions taken.
 
     Five panels share the time axis: the lines of therapy and CT visits; the true number of
@@ -592,8 +651,13 @@ def burden_timeline(result, ax=None) -> Figure:
     result
         A :class:`~simulator.results.PatientResult` with trajectory and visits.
     ax
-        Where to draw: one Axes (its area is split into the four data panels) or a sequence of
-        four Axes; the therapy ribbon is an inset above the first. Default: a new figure.
+        Where to draw: one Axes (its area is split into the ribbon and the four data panels)
+        or a sequence of four Axes (the therapy ribbon is then an inset above the first).
+        Default: a new figure.
+    figsize
+        Size of the new figure in inches (default 11 x 10). A figure under 8 inches wide
+        (new or given) gets the compact layout: short labels, legends inside the panels,
+        the lines named in the ribbon, so that a 6 x 4-inch figure stays readable.
 
     Returns
     -------
@@ -604,19 +668,34 @@ def burden_timeline(result, ax=None) -> Figure:
     periods = therapy_periods(result.events, result.end_time)
     events = result.events
     if ax is None:
-        fig = _new_figure(11, 10)
+        fig = _new_figure(*(figsize or (11, 10)))
+        compact = fig.get_figwidth() < 8
         grid = fig.add_gridspec(5, 1, height_ratios=[0.45, 1.5, 1, 0.8, 0.8])
         ribbon = fig.add_subplot(grid[0])
         panels = [fig.add_subplot(grid[i], sharex=ribbon) for i in range(1, 5)]
+        if compact:
+            fig.get_layout_engine().set(h_pad=0.01, hspace=0.0)
     else:
         if isinstance(ax, Axes):
-            panels = _split_axes(ax, 4, [1.5, 1, 0.8, 0.8], gap=0.03)
+            compact = ax.figure.get_figwidth() < 8
+            ribbon, *panels = _split_axes(ax, 5, [0.45, 1.5, 1, 0.8, 0.8], gap=0.035 if compact else 0.03)
         else:
             panels = _axes_list(ax, 4, "burden_timeline: ax")[:4]
+            compact = panels[0].figure.get_figwidth() < 8
+            ribbon = panels[0].inset_axes([0, 1.06, 1, 0.22], sharex=panels[0])
         fig = panels[0].figure
-        ribbon = panels[0].inset_axes([0, 1.06, 1, 0.22], sharex=panels[0])
     cells_ax, ct_ax, marker_ax, ctdna_ax = panels
     span = float(result.end_time)
+    small = 6 if compact else 8
+    inside = {"loc": "upper right", "fontsize": small, "frameon": True, "framealpha": 0.85,
+              "borderpad": 0.3, "handlelength": 1.2, "labelspacing": 0.2, "edgecolor": "none"}
+
+    def legend(panel: Axes, title: str, **extra) -> None:
+        if compact:
+            panel.legend(**inside, **extra)
+        else:
+            panel.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                         title=title, title_fontsize=8)
 
     # True burden.
     trajectory = result.trajectory
@@ -634,9 +713,8 @@ def burden_timeline(result, ax=None) -> Figure:
     cells_ax.set_yscale("log")
     cells_ax.set_ylabel("true cells")
     low, high = cells_ax.get_ylim()
-    cells_ax.set_ylim(max(low, 1.0), high * 3)
-    cells_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                    title="cells by clone", title_fontsize=8)
+    cells_ax.set_ylim(max(low, 1.0), high * (30 if compact else 3))
+    legend(cells_ax, "cells by clone", ncol=3 if compact else 1)
 
     visits = result.visits
     if len(visits):
@@ -650,8 +728,9 @@ def burden_timeline(result, ax=None) -> Figure:
                 seen.append(response)
                 ct_ax.scatter(at["time"], at["sum_diameters_mm"], color=colour, s=28, zorder=3,
                               edgecolor="black", linewidth=0.4, label=response)
-        ct_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                     title="RECIST", title_fontsize=8)
+        legend(ct_ax, "RECIST", ncol=len(seen) if compact else 1)
+        if compact:
+            ct_ax.set_ylim(top=ct_ax.get_ylim()[1] * 1.35)
         # Marker.
         marker_ax.plot(visits["time"], visits["marker"], color="#8c6d31", marker="o",
                        markersize=3.5, linewidth=1)
@@ -666,17 +745,27 @@ def burden_timeline(result, ax=None) -> Figure:
         ctdna_ax.set_yscale("symlog", linthresh=1)
         ctdna_ax.set_ylim(0, max(float(copies.max()), 1.0) * 8)  # room for the labels
         _label_detections(ctdna_ax, visits, _mechanism_colours(result, clone_colour), span)
-        ctdna_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                        title="ctDNA call", title_fontsize=8)
+        legend(ctdna_ax, "ctDNA call", ncol=2 if compact else 1)
     if not len(visits):
         for panel in (ct_ax, marker_ax, ctdna_ax):
             panel.text(0.5, 0.5, "no clinic visits (monitoring disabled)", ha="center",
                        va="center", transform=panel.transAxes, color="#777777")
             panel.set_yticks([])
-    ct_ax.set_ylabel("CT sum of\ndiameters (mm)")
-    marker_ax.set_ylabel("marker\n(a.u.)")
-    ctdna_ax.set_ylabel("ctDNA\n(copies/sample)")
-    ctdna_ax.set_xlabel("time (days)")
+    if compact:
+        for panel, label in zip(panels, ["cells", "CT (mm)", "marker", "ctDNA"]):
+            panel.set_ylabel(label, fontsize=7)
+            panel.tick_params(labelsize=6, pad=1)
+            if panel is cells_ax:
+                panel.yaxis.set_major_locator(ticker.LogLocator(numticks=4))
+            elif panel is not ctdna_ax:
+                panel.yaxis.set_major_locator(ticker.MaxNLocator(3))
+        ctdna_ax.set_xlabel("time (days)", fontsize=7)
+        fig.align_ylabels(panels)
+    else:
+        ct_ax.set_ylabel("CT sum of\ndiameters (mm)")
+        marker_ax.set_ylabel("marker\n(a.u.)")
+        ctdna_ax.set_ylabel("ctDNA\n(copies/sample)")
+        ctdna_ax.set_xlabel("time (days)")
     for panel in panels[:-1]:
         panel.tick_params(axis="x", labelbottom=False)
 
@@ -703,6 +792,11 @@ def burden_timeline(result, ax=None) -> Figure:
     _therapy_ribbon(ribbon, result, lines, periods)
     scenario_id = (result.provenance or {}).get("scenario", {}).get("id", "")
     seed = (result.provenance or {}).get("seed", "")
+    if compact:
+        ribbon.tick_params(labelsize=6)
+        ribbon.set_title(f"Truth and what the clinic saw: {scenario_id} (seed {seed})",
+                         loc="left", fontsize=8, pad=2)
+        return fig
     ribbon.set_title(f"True burden and what the clinic saw: {scenario_id} (seed {seed})",
                      loc="left", fontsize=11)
     handles = (_therapy_handles(lines, periods, result.end_time, events)
@@ -915,7 +1009,10 @@ def km_plot(endpoints: pd.DataFrame, time: str = "pfs_days", event: str = "progr
     Curves come from :func:`simulator.survival.kaplan_meier` (Greenwood, log-log bands), with
     censoring ticks. A dashed line drops from survival 0.5 to each median; the legend gives the
     median with its 95% CI (:func:`simulator.survival.median_survival`). Under the axis, the
-    number of patients at risk at each tick.
+    number of patients at risk at each tick. Each group has its own colour, line style and
+    marker, so curves that lie on top of each other stay distinguishable; with several groups,
+    the hazard ratio of each against the first (95% CI) and the log-rank p-value
+    (:func:`simulator.survival.logrank`) are printed beside the legend.
 
     Parameters
     ----------
@@ -950,13 +1047,17 @@ def km_plot(endpoints: pd.DataFrame, time: str = "pfs_days", event: str = "progr
                                  sharex=ax)
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
                "#17becf"]
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
     subsets = {}
+    events_of = {}
     xmax = 0.0
     for index, group in enumerate(groups):
         rows = endpoints if by is None else endpoints[endpoints[by] == group]
         t = rows[time].to_numpy(float)
         e = rows[event].to_numpy(bool)
         subsets[group] = t
+        events_of[group] = e
         colour = palette[index % len(palette)]
         curve = kaplan_meier(t, e)
         months = curve["time"].to_numpy() / DAYS_PER_MONTH
@@ -965,8 +1066,11 @@ def km_plot(endpoints: pd.DataFrame, time: str = "pfs_days", event: str = "progr
         label = f"{group} (n={len(t)}, {int(e.sum())} events): median {_months(median)}"
         if not math.isnan(median):
             label += f" ({_months(low)}–{_months(high)})"
+        style = styles[index % len(styles)] if len(groups) > 1 else "-"
+        marker = markers[index % len(markers)] if len(groups) > 1 else None
         ax.step(months, curve["survival"], where="post", color=colour, linewidth=1.8,
-                label=label)
+                linestyle=style, label=label, marker=marker, markersize=4.5,
+                markevery=(index % 3, max(1, len(months) // 8)), markerfacecolor="white")
         ax.fill_between(months, curve["lower"], curve["upper"], step="post", color=colour,
                         alpha=0.15, linewidth=0)
         censored = curve[curve["censored"] > 0]
@@ -993,6 +1097,14 @@ def km_plot(endpoints: pd.DataFrame, time: str = "pfs_days", event: str = "progr
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False, title="median, months (95% CI)", title_fontsize=8,
               alignment="left")
+    if len(groups) > 1:
+        reference = groups[0]
+        text = [f"against {reference}:"]
+        for group in groups[1:]:
+            test = logrank(subsets[group], events_of[group], subsets[reference], events_of[reference])
+            text.append(f"{group}: {format_hazard_ratio(test)}")
+        ax.text(1.01, 0.02, "\n".join(text), transform=ax.transAxes, fontsize=8, va="bottom",
+                ha="left")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="x", labelbottom=True)
@@ -1017,6 +1129,16 @@ def km_plot(endpoints: pd.DataFrame, time: str = "pfs_days", event: str = "progr
     return fig
 
 
+def format_hazard_ratio(test: dict) -> str:
+    """``HR 0.62 (0.45-0.85), log-rank p = 0.003`` from :func:`simulator.survival.logrank`."""
+    if math.isnan(test["hazard_ratio"]):
+        return "HR not estimable (no events)"
+    p = test["p_value"]
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+    return (f"HR {test['hazard_ratio']:.2f} ({test['hr_lower']:.2f}–{test['hr_upper']:.2f}), "
+            f"log-rank {p_text}")
+
+
 def _months(days: float) -> str:
     return "not reached" if math.isnan(days) else f"{days / DAYS_PER_MONTH:.1f}"
 
@@ -1024,12 +1146,22 @@ def _months(days: float) -> str:
 # --- files -----------------------------------------------------------------------------------
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI)
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
+    fig.savefig(path, dpi=dpi)
     return path
 
 
-def save_patient_figures(result, directory) -> list[Path]:
+def _check_format(fmt: str, dpi: int) -> None:
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"figure format: must be one of {', '.join(FIGURE_FORMATS)}, got '{fmt}'")
+    if not 10 <= dpi <= 1200:
+        raise ValueError(f"--dpi: must be between 10 and 1200, got {dpi}")
+
+
+def save_patient_figures(result, directory, fmt: str = "png", dpi: int = DPI) -> list[Path]:
     """Write ``muller.png`` and ``burden.png`` of one patient into ``directory``.
 
     Parameters
@@ -1038,19 +1170,24 @@ def save_patient_figures(result, directory) -> list[Path]:
         A :class:`~simulator.results.PatientResult` with its trajectory.
     directory
         Folder (created if needed).
+    fmt, dpi
+        File format (png, svg or pdf; the suffix follows it) and resolution (dots per inch;
+        for SVG and PDF it only sizes embedded images).
 
     Returns
     -------
     list of pathlib.Path
         The files written.
     """
+    _check_format(fmt, dpi)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [_save(muller_plot(result), directory / "muller.png"),
-            _save(burden_timeline(result), directory / "burden.png")]
+    return [_save(muller_plot(result), directory / f"muller.{fmt}", dpi),
+            _save(burden_timeline(result), directory / f"burden.{fmt}", dpi)]
 
 
-def save_cohort_figures(endpoints: pd.DataFrame, events: pd.DataFrame, directory) -> list[Path]:
+def save_cohort_figures(endpoints: pd.DataFrame, events: pd.DataFrame, directory,
+                        fmt: str = "png", dpi: int = DPI) -> list[Path]:
     """Write ``km_pfs.png``, ``km_os.png`` and ``swimmer.png`` of a cohort into ``directory``.
 
     Parameters
@@ -1059,17 +1196,20 @@ def save_cohort_figures(endpoints: pd.DataFrame, events: pd.DataFrame, directory
         A cohort's endpoints (one row per patient and arm) and clinical events.
     directory
         Folder (created if needed).
+    fmt, dpi
+        File format (png, svg or pdf) and resolution, as in :func:`save_patient_figures`.
 
     Returns
     -------
     list of pathlib.Path
         The files written.
     """
+    _check_format(fmt, dpi)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [_save(km_plot(endpoints, "pfs_days", "progressed"), directory / "km_pfs.png"),
-            _save(km_plot(endpoints, "os_days", "died"), directory / "km_os.png"),
-            _save(swimmer_plot(endpoints, events), directory / "swimmer.png")]
+    return [_save(km_plot(endpoints, "pfs_days", "progressed"), directory / f"km_pfs.{fmt}", dpi),
+            _save(km_plot(endpoints, "os_days", "died"), directory / f"km_os.{fmt}", dpi),
+            _save(swimmer_plot(endpoints, events), directory / f"swimmer.{fmt}", dpi)]
 
 
 # --- sweeps ----------------------------------------------------------------------------------

@@ -167,8 +167,11 @@ class PatientResult:
         text.append("endpoints: " + ", ".join(f"{k} {_format_value(v)}" for k, v in self.endpoints.items()))
         return "\n".join(text)
 
-    def write(self, directory: str | Path, figures: bool = True) -> Path:
-        """Write the tables (Parquet), ``provenance.json`` and, with ``figures``, the PNGs.
+    def write(self, directory: str | Path, figures: bool = True, report: bool = False,
+              figure_format: str = "png", dpi: int = 120) -> Path:
+        """Write the tables (Parquet), ``provenance.json``, with ``figures`` the pictures
+        (``figure_format`` png, svg or pdf at ``dpi``) and with ``report`` a self-contained
+        ``report.html`` (see :mod:`simulator.report`).
 
         Everything goes to a staging directory beside ``directory`` that replaces it whole
         once complete (see :func:`write_atomically`): an interrupted write leaves the earlier
@@ -188,9 +191,14 @@ class PatientResult:
         def draw(staging: Path) -> None:
             from simulator.plots import save_patient_figures
 
-            save_patient_figures(self, staging)
+            if figures:
+                save_patient_figures(self, staging, figure_format, dpi)
+            if report:
+                from simulator.report import REPORT_NAME, patient_report
 
-        return write_atomically(directory, tables, self.provenance, draw if figures else None)
+                (staging / REPORT_NAME).write_text(patient_report(self), encoding="utf-8")
+
+        return write_atomically(directory, tables, self.provenance, draw if figures or report else None)
 
 
 class OutputError(ValueError):

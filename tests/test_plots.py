@@ -178,7 +178,8 @@ def test_muller_plot_draws_total_and_lesion_panels(result):
     assert len(fig.axes) == 1 + 3 + 3
     ribbon, main = fig.axes[0], fig.axes[1]
     clones = len(result.clones)
-    assert len([c for c in main.collections if isinstance(c, PolyCollection)]) == clones
+    filled = [c for c in main.collections if isinstance(c, PolyCollection) and not c.get_hatch()]
+    assert len(filled) == clones  # one band each; dotted overlays (widened bands) are unfilled
     twins = [ax for ax in fig.axes if ax.get_yscale() == "log"]
     assert len(twins) == 3
     burden = result.burden
@@ -200,6 +201,29 @@ def test_muller_plot_draws_total_and_lesion_panels(result):
     assert {t.get_text() for t in ribbon.texts} >= {"gefitinib", "osimertinib"}
 
 
+def test_small_bands_are_widened_and_rows_still_sum_to_one():
+    fractions = np.array([[0.999, 0.001, 0.0], [0.5, 0.3, 0.2], [0.0, 0.0, 0.0]])
+    drawn, widened = plots.widen_small_bands(fractions, 0.02)
+    np.testing.assert_allclose(drawn[:2].sum(axis=1), 1.0)
+    assert drawn[0, 1] == pytest.approx(0.02) and drawn[0, 2] == 0.0  # absent stays absent
+    assert widened.tolist() == [[False, True, False], [False, False, False], [False, False, False]]
+    np.testing.assert_allclose(drawn[1], fractions[1])
+    np.testing.assert_allclose(plots.widen_small_bands(fractions, 0.0)[0], fractions)
+
+
+def test_muller_plot_shows_a_clone_present_at_the_start_however_small(result):
+    fig = plots.muller_plot(result, by_lesion=False)
+    main = fig.axes[1]
+    dotted = [c for c in main.collections if isinstance(c, PolyCollection) and c.get_hatch()]
+    start = result.trajectory[result.trajectory["time"] == 0].groupby("clone", observed=True)["cells"].sum()
+    if (start / start.sum()).min() < 0.02:
+        assert dotted
+    labels = [t.get_text() for t in main.get_legend().get_texts()]
+    assert any("widened" in label for label in labels)
+    with pytest.raises(ValueError, match="min_band"):
+        plots.muller_plot(result, min_band=0.7)
+
+
 def test_muller_plot_without_lesions_and_on_given_axes(result):
     fig = plots.muller_plot(result, by_lesion=False)
     assert len(fig.axes) == 3  # ribbon, whole patient, its twin
@@ -207,7 +231,7 @@ def test_muller_plot_without_lesions_and_on_given_axes(result):
     axes = host.subplots(2, 1)
     assert plots.muller_plot(result, axes=axes) is host
     assert len(axes[0].child_axes) == 1  # the therapy ribbon
-    assert len([c for c in axes[1].collections if isinstance(c, PolyCollection)]) == len(result.clones)
+    assert len([c for c in axes[1].collections if isinstance(c, PolyCollection) and not c.get_hatch()]) == len(result.clones)
 
 
 def test_burden_timeline_shows_truth_observations_and_decisions(result):
@@ -233,7 +257,7 @@ def test_burden_timeline_on_one_axes_splits_it(result):
     ax = host.add_subplot()
     assert plots.burden_timeline(result, ax=ax) is host
     assert not ax.axison
-    assert len(ax.child_axes) == 4
+    assert len(ax.child_axes) == 5  # the therapy ribbon and the four data panels
     with pytest.raises(ValueError, match="need at least 4 axes"):
         plots.burden_timeline(result, ax=Figure().subplots(2, 1))
 
@@ -296,6 +320,43 @@ def test_km_plot_curves_match_kaplan_meier(cohort):
     zeros = [t for t in table.texts if t.get_position()[0] == 0]
     assert [t.get_text() for t in zeros] == ["6", "6"]
     assert "months" in ax.get_xlabel()
+
+
+def test_km_plot_draws_arms_distinguishably_with_hazard_ratio_and_p(cohort):
+    endpoints, _ = cohort
+    fig = plots.km_plot(endpoints)
+    ax = fig.axes[0]
+    curves = [l for l in ax.get_lines() if l.get_drawstyle() == "steps-post"]
+    assert len({l.get_linestyle() for l in curves}) == len(curves)
+    assert len({l.get_marker() for l in curves}) == len(curves)
+    text = " ".join(t.get_text() for t in ax.texts)
+    from simulator.survival import logrank
+    a, b = (endpoints[endpoints["arm"] == arm] for arm in ["continuous", "holiday"])
+    test = logrank(b["pfs_days"], b["progressed"], a["pfs_days"], a["progressed"])
+    assert plots.format_hazard_ratio(test) in text and "log-rank" in text
+
+
+def test_figures_in_svg_and_pdf_at_a_chosen_dpi(result, tmp_path):
+    svg = plots.save_patient_figures(result, tmp_path / "svg", fmt="svg")
+    assert [p.name for p in svg] == ["muller.svg", "burden.svg"]
+    assert b"<svg" in svg[0].read_bytes()[:400]
+    pdf = plots.save_patient_figures(result, tmp_path / "pdf", fmt="pdf", dpi=60)
+    assert pdf[1].read_bytes()[:5] == b"%PDF-"
+    low = plots.save_patient_figures(result, tmp_path / "low", dpi=40)
+    assert low[0].stat().st_size < (tmp_path / "low").stat().st_size + 10**6
+    with pytest.raises(ValueError, match="format"):
+        plots.save_patient_figures(result, tmp_path / "x", fmt="gif")
+
+
+def test_burden_timeline_fits_a_small_figure(result):
+    fig = plots.burden_timeline(result, figsize=(6, 4))
+    assert tuple(fig.get_size_inches()) == (6, 4)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    fig.canvas.draw()
+    box = fig.bbox
+    for legend in legends:  # every legend inside the figure
+        extent = legend.get_window_extent()
+        assert extent.x1 <= box.x1 + 1 and extent.x0 >= box.x0 - 1
 
 
 def test_km_plot_single_group_and_given_axes(cohort):
