@@ -584,6 +584,36 @@ def cohort_throughput(ctx: Context) -> list[Measurement]:
     ]
 
 
+@benchmark
+def history_cost(ctx: Context) -> list[Measurement]:
+    """The main scenario per patient: the pre-diagnosis history against the course after it."""
+    from simulator import history, runner
+    from simulator.cohort import patient_scenario
+    from simulator.lowering import lower
+
+    base = simulator.load_scenario(CLINIC_SCENARIO)
+    patients = [patient_scenario(base, patient=i)[0] for i in range(20 if ctx.quick else 100)]
+    grown = []
+    started = time.perf_counter()
+    for i, scenario in enumerate(patients):
+        model = lower(scenario)
+        grown.append((scenario, model, history.grow_to_diagnosis(scenario, model, SEED, i, runner.run_model)))
+    history_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for i, (scenario, model, diagnosis) in enumerate(grown):
+        course = history.at_diagnosis(model, diagnosis)._replace(record_every=scenario.simulation.n_steps)
+        runner.run_model(course, SEED, i, 2 * diagnosis.cells.shape[0] + 64)
+    course_seconds = time.perf_counter() - started
+    n = len(patients)
+    lesions = float(np.median([d.cells.shape[0] for _, _, d in grown]))
+    return [
+        Measurement("history.per_patient_ms", "main scenario: history before diagnosis, ms per patient",
+                    1e3 * history_seconds / n, unit="ms", details={"median_lesions_at_diagnosis": lesions}),
+        Measurement("course.per_patient_ms", "main scenario: engine course after diagnosis, ms per patient",
+                    1e3 * course_seconds / n, unit="ms"),
+    ]
+
+
 def _sweep_seconds(executor: str, workers: int, replicates: int, scheduler: str | None = None) -> float:
     import tempfile
 

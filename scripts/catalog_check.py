@@ -30,7 +30,7 @@ def main() -> None:
     table = result.endpoints
     print(f"{args.n} patients x {len(result.arms)} arms in {seconds:.0f} s")
     with np.printoptions(precision=3):
-        print(result.compare_reference().drop(columns="description").to_string(index=False))
+        print(result.compare_reference().drop(columns="description", errors="ignore").to_string(index=False))
     for arm in result.arms:
         rows = table[table["arm"] == arm]
         first = rows["progressing_lesions"].map(lambda c: c[0] if len(c) else np.nan).dropna()

@@ -497,9 +497,9 @@ class History(Strict):
             "(a 3.5 cm primary, docs/model.md A). Draw it per patient with a cohort parameter."
         ),
     )
-    step_days: Annotated[Finite, Field(gt=0, le=90)] = Field(
+    step_days: Annotated[Finite, Field(ge=0.01, le=90)] = Field(
         7.0, description=(
-            "Engine step before diagnosis, in days (> 0, at most 90). Mutation and seeding are "
+            "Engine step before diagnosis, in days (0.01 to 90). Mutation and seeding are "
             "exact at any step; density-dependent growth is held at its start-of-step value."
         ),
     )
@@ -930,9 +930,20 @@ class Scenario(Strict):
         if self.history.diagnosis_cells >= self.simulation.lethal_burden:
             raise ValueError(f"history.diagnosis_cells: must be below simulation.lethal_burden "
                              f"({self.simulation.lethal_burden:g}), got {self.history.diagnosis_cells:g}")
-        if all(c.birth <= c.death for c in self.clones.values()):
-            raise ValueError("history.enabled: no clone type grows (birth > death) without "
-                             "drug, so no history reaches diagnosis")
+        present = {name for lesion in self.lesions.values() for name, n in lesion.cells.items() if n > 0}
+        growth = max((self.clones[name].birth - self.clones[name].death for name in present), default=0.0)
+        if growth <= 0:
+            raise ValueError("history.enabled: no clone type in the lesions' starting cells grows "
+                             "(birth > death) without drug, so no history reaches diagnosis")
+        room = max(math.inf if self.growth_law_of(lesion) == "exponential" else lesion.carrying_capacity
+                   for lesion in self.lesions.values())
+        if room <= self.history.diagnosis_cells:
+            raise ValueError(f"history.diagnosis_cells: must be below the largest starting lesion's "
+                             f"carrying_capacity ({room:g}), got {self.history.diagnosis_cells:g}")
+        fastest = math.log(self.history.diagnosis_cells / start) / growth
+        if self.history.max_days < fastest:
+            raise ValueError(f"history.max_days: growing at most {growth:g}/day, the tumour needs at "
+                             f"least {fastest:.0f} days to reach diagnosis_cells, got {self.history.max_days:g}")
 
     def _check_step_growth(self) -> None:
         # exp((b - d) dt) must stay far from floating-point overflow in the exact update.
