@@ -31,6 +31,14 @@ def main() -> None:
     print(f"{args.n} patients x {len(result.arms)} arms in {seconds:.0f} s")
     with np.printoptions(precision=3):
         print(result.compare_reference().drop(columns="description", errors="ignore").to_string(index=False))
+    summary = result.summary()
+    columns = ["arm", "median_pfs_months", "pfs_ci_low", "pfs_ci_high", "median_os_months",
+               "objective_response", "rmst_pfs_months", "local_therapies_per_patient",
+               "median_relative_dose"]
+    print(summary[[c for c in columns if c in summary]].round(3).to_string(index=False))
+    if len(result.arms) > 1:
+        comparisons = result.comparisons()
+        print(comparisons.round(4).to_string(index=False))
     for arm in result.arms:
         rows = table[table["arm"] == arm]
         first = rows["progressing_lesions"].map(lambda c: c[0] if len(c) else np.nan).dropna()
