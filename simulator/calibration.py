@@ -650,17 +650,28 @@ def calibrated_toml(result: CalibrationResult, source: str | None, provenance: d
              f"# created (UTC): {provenance.get('created_utc', '')}"
              + (f"; commit {provenance['git_commit']}" if provenance.get("git_commit") else ""),
              ""]
-    if source is not None:
-        lines.append(f"extends = {json.dumps(source)}")
+    if source is None:
+        # No file or catalog id to extend: the whole resolved scenario, with the medians set.
+        raw = json.loads(json.dumps(resolved))
+        raw["id"] = result.problem.scenario.id + "-calibrated"
+        raw["description"] = "Calibrated: " + result.problem.scenario.description
+        for name in result.problem.names:
+            key, field = calibration_path(resolved, name)
+            value = _as_current(resolved, name, key, field, _plain(medians[name]))
+            if key is None:
+                set_path(raw, name, value)
+            else:
+                raw["cohort"]["parameters"][key][field] = value
+        lines.append("# The scenario as resolved, with the posterior medians.")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in raw.items() if v is not None]
+        return "\n".join(lines) + "\n"
+    lines.append(f"extends = {json.dumps(source)}")
     lines.append(f"id = {json.dumps(result.problem.scenario.id + '-calibrated')}")
     lines.append(f"description = {json.dumps('Calibrated: ' + result.problem.scenario.description)}")
     top_level: dict[str, Any] = {}
     for name in result.problem.names:
-        value = _plain(medians[name])
         key, field = calibration_path(resolved, name)
-        current = get_path(resolved, name) if key is None else resolved["cohort"]["parameters"][key][field]
-        if isinstance(current, int) and not isinstance(current, bool):
-            value = int(round(value))
+        value = _as_current(resolved, name, key, field, _plain(medians[name]))
         if key is not None:
             lines.append(f"cohort.parameters.{json.dumps(key)}.{_toml_key(field)} = {_toml_value(value)}")
             continue
@@ -676,6 +687,12 @@ def calibrated_toml(result: CalibrationResult, source: str | None, provenance: d
     return "\n".join(lines) + "\n"
 
 
+def _as_current(resolved: dict, path: str, key: str | None, field: str, value: float) -> Any:
+    """``value`` rounded to a whole number where the scenario holds one."""
+    current = get_path(resolved, path) if key is None else resolved["cohort"]["parameters"][key][field]
+    return int(round(value)) if isinstance(current, int) and not isinstance(current, bool) else value
+
+
 def _through_list(resolved: dict, path: str) -> bool:
     node: Any = resolved
     for key in path.split(".")[:-1]:
@@ -686,7 +703,8 @@ def _through_list(resolved: dict, path: str) -> bool:
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+    return key if key.replace("_", "").replace("-", "").isascii() and key.replace("_", "").replace("-", "").isalnum() \
+        else json.dumps(key, ensure_ascii=False)
 
 
 def _toml_value(value: Any) -> str:
@@ -697,7 +715,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
