@@ -1241,7 +1241,8 @@ def _read_toml(path: Path, field: str) -> dict:
 def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
     """``extends = "id"``: start from another catalog scenario (or a file beside this one)
     and change what this file sets; tables merge key by key (``arms``, ``reference`` and
-    ``calibration`` are replaced whole), anything else is replaced."""
+    ``calibration`` are replaced whole; a new ``reference`` drops the base's ``calibration``),
+    anything else is replaced."""
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
@@ -1260,6 +1261,8 @@ def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
     for key in _REPLACED_WHOLE:
         if key in raw:
             base.pop(key, None)
+    if "reference" in raw:
+        base.pop("calibration", None)  # its targets are ranges of the reference replaced
     return _merge(base, raw)
 
 
