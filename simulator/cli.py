@@ -504,7 +504,8 @@ def calibrate(scenario, out, populations, particles, patients, seed, workers, ex
     with pd.option_context("display.width", 160, "display.precision", 4):
         click.echo("posterior (weighted quantiles):")
         click.echo(result.quantiles().to_string(index=False))
-    click.echo(f"wrote {out}/ (posterior.parquet, posterior.png, predictive.png, calibrated.toml)")
+    check = ", predictive.png" if predictive else ""
+    click.echo(f"wrote {out}/ (posterior.parquet, posterior.png{check}, calibrated.toml)")
 
 
 @main.command()
