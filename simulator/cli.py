@@ -471,6 +471,110 @@ def check_file_target(target: Path) -> None:
         raise UsageProblem(f"--out: cannot write in '{folder}'")
 
 
+@main.command()
+@click.argument("scenario")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Directory of the run: history.sqlite and the outputs (rerun to resume).")
+@click.option("--populations", type=int, default=5, show_default=True, help="Populations of the ABC-SMC.")
+@click.option("--particles", type=int, default=100, show_default=True, help="Accepted particles per population.")
+@click.option("--patients", type=int, default=50, show_default=True, help="Virtual patients in each particle's cohort.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the proposals (cohorts use the scenario's).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (results do not depend on it).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (implies dask).")
+@click.option("--predictive", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Cohorts from posterior draws for the posterior predictive check.")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
+              help="Override a parameter in every particle (not a calibrated one).")
+@friendly_errors
+def calibrate(scenario, out, populations, particles, patients, seed, workers, executor, scheduler, predictive,
+              assignments):
+    """Calibrate SCENARIO's [calibration] parameters against its [reference] ranges by ABC-SMC
+    (see docs/calibration.md)."""
+    import shlex
+
+    from simulator import calibration
+
+    base = load_source(scenario)
+    overrides = parse_overrides(assignments)
+    check_setting_paths(base, overrides)
+    _check_seed(seed)
+    if workers <= 0:
+        raise UsageProblem(f"--workers: must be > 0, got {workers}")
+    source = scenario if not Path(scenario).exists() else str(Path(scenario).resolve())
+    warn_if_compiling()
+
+    def report(stats: dict) -> None:
+        click.echo(f"population {stats['population'] + 1}/{stats['populations']}: epsilon {stats['epsilon']:.4g}, "
+                   f"acceptance {stats['acceptance']:.1%} ({stats['accepted']} of {stats['proposals']}), "
+                   f"ESS {stats['ess']:.1f}, {stats['patients']} patients, {stats['seconds']:.1f} s")
+
+    try:
+        result = calibration.calibrate(base, out, populations, particles, patients, seed, workers, executor,
+                                       scheduler, overrides, report, predictive, shlex.join(sys.argv), source)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished populations are in {out}/{calibration.HISTORY}; rerun the same "
+                   "command to resume", err=True)
+        sys.exit(130)
+    if result.populations_run == 0:
+        click.echo(f"{len(result.populations)} population(s) already done; outputs rewritten")
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.precision", 4):
+        click.echo("posterior (weighted quantiles):")
+        click.echo(result.quantiles().to_string(index=False))
+    check = ", predictive.png" if predictive else ""
+    click.echo(f"wrote {out}/ (posterior.parquet, posterior.png{check}, calibrated.toml)")
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--param", "params", multiple=True, required=True, metavar="PATH=LOW:HIGH",
+              help="Parameter and its range (log:LOW:HIGH samples its logarithm); repeat.")
+@click.option("--method", type=click.Choice(["sobol", "morris"]), default="sobol", show_default=True)
+@click.option("--endpoint", "endpoints", multiple=True,
+              help="Summary column to analyse (repeat; default rmst_pfs_months), as in 'plot-sweep'.")
+@click.option("--patients", type=int, default=20, show_default=True, help="Virtual patients per point.")
+@click.option("--samples", type=int, default=64, show_default=True,
+              help="Base samples N (Sobol: N x (k + 2) points; Morris: N trajectories of k + 1 points).")
+@click.option("--arm", default=None, help="Arm to run (default: the first).")
+@click.option("--seed", type=int, default=None, help="Seed of the cohorts (default: the scenario's).")
+@click.option("--sample-seed", type=int, default=0, show_default=True, help="Seed of the sample of points.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory (rerun to resume).")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE", help="Override a parameter at every point.")
+@friendly_errors
+def sensitivity(scenario, params, method, endpoints, patients, samples, arm, seed, sample_seed, executor,
+                scheduler, workers, out, assignments):
+    """Global sensitivity analysis (SALib: Sobol or Morris) of endpoints to parameter ranges,
+    run as a resumable sweep."""
+    from simulator import sensitivity as sa
+
+    base = load_source(scenario)
+    overrides = parse_overrides(assignments)
+    check_setting_paths(base, overrides)
+    ranges = sa.parse_params(params)
+    check_setting_paths(base, ranges, "--param")
+    _check_seed(seed)
+    if workers <= 0:
+        raise UsageProblem(f"--workers: must be > 0, got {workers}")
+    warn_if_compiling()
+    try:
+        result = sa.run_sensitivity(base, out, ranges, method, list(endpoints) or None, patients, samples, arm, seed,
+                                    sample_seed, executor, workers, scheduler, overrides, sys.stderr.isatty())
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished chunks are in {out}/sweep; rerun the same command to resume", err=True)
+        sys.exit(130)
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.precision", 3):
+        click.echo(result.indices.to_string(index=False))
+    click.echo(f"{result.points} points x {patients} patients; wrote {out}/ (indices.parquet, indices.csv, "
+               "indices.png)")
+
+
 @main.command(name="list")
 def list_catalog() -> None:
     """List the scenario catalog: id and one-line description."""

@@ -248,7 +248,7 @@ class CohortResult:
 
 
 # Sections about the cohort as a whole; settings of these change the scenario, not a patient.
-SCENARIO_LEVEL = ("cohort", "arms", "reference")
+SCENARIO_LEVEL = ("cohort", "arms", "reference", "calibration")
 
 
 def with_settings(scenario: Scenario, settings: dict | None) -> tuple[Scenario, list[Layer]]:

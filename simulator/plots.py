@@ -1354,3 +1354,129 @@ def _sweep_heatmap(ax: Axes, summary: pd.DataFrame, endpoint: str, x_column: str
     ax.set_ylabel(y_column.removeprefix("param:"))
     ax.figure.colorbar(image, ax=ax, label=endpoint.replace("_", " "))
     ax.set_title(f"{endpoint.replace('_', ' ')} ({arm}; n.r.: no value)")
+
+
+# --- calibration and sensitivity ----------------------------------------------------------------
+
+
+def calibration_pairs_plot(posterior: pd.DataFrame, names: Sequence[str], bounds: dict | None = None,
+                           axes=None) -> Figure:
+    """Pairwise plot of a weighted posterior: weighted histograms on the diagonal, particles
+    (area proportional to weight) below it.
+
+    Parameters
+    ----------
+    posterior
+        One row per particle: a ``weight`` column and one column per parameter in ``names``.
+    bounds
+        ``{name: (low, high, log)}``: prior bounds (None where unbounded) drawn as limits, and
+        whether the parameter is on a log scale.
+    axes
+        A square array of ``len(names)`` x ``len(names)`` axes to draw into (default: a new figure).
+    """
+    k = len(names)
+    bounds = bounds or {}
+    if axes is None:
+        figure = _new_figure(2.4 * k + 0.6, 2.4 * k + 0.4)
+        axes = np.atleast_2d(figure.subplots(k, k, squeeze=False))
+    else:
+        axes = np.atleast_2d(np.asarray(axes, dtype=object))
+        figure = axes[0, 0].figure
+    weights = posterior["weight"].to_numpy(float)
+    weights = weights / weights.sum()
+    for row in range(k):
+        for col in range(k):
+            ax = axes[row, col]
+            x_name, y_name = names[col], names[row]
+            x_log = bool(bounds.get(x_name, (None, None, False))[2])
+            if row < col:
+                ax.set_axis_off()
+                continue
+            x = posterior[x_name].to_numpy(float)
+            if row == col:
+                edges = (np.geomspace(x.min(), x.max(), 21) if x_log and x.min() > 0 and x.max() > x.min()
+                         else 20)
+                ax.hist(x, bins=edges, weights=weights, color="#4c72b0", alpha=0.8)
+                ax.set_yticks([])
+            else:
+                y = posterior[y_name].to_numpy(float)
+                ax.scatter(x, y, s=4 + 400 * weights, color="#4c72b0", alpha=0.5, linewidths=0)
+                if bool(bounds.get(y_name, (None, None, False))[2]):
+                    ax.set_yscale("log")
+                low, high = bounds.get(y_name, (None, None, False))[:2]
+                if low is not None and high is not None:
+                    ax.set_ylim(low, high)
+            if x_log:
+                ax.set_xscale("log")
+            low, high = bounds.get(x_name, (None, None, False))[:2]
+            if low is not None and high is not None:
+                ax.set_xlim(low, high)
+            if row == k - 1:
+                ax.set_xlabel(x_name, fontsize=8)
+            if col == 0 and row > 0:
+                ax.set_ylabel(y_name, fontsize=8)
+            ax.tick_params(labelsize=7)
+    figure.suptitle(f"posterior ({len(posterior)} particles; diagonal: weighted histograms)", fontsize=10)
+    return figure
+
+
+def predictive_check_plot(predictive: pd.DataFrame, ax=None) -> Figure:
+    """Posterior predictive check: each target's reference range (band) against the value in
+    cohorts simulated from posterior draws (dots), one row per target, scaled to the range.
+
+    ``predictive`` has one row per draw and metric: ``metric``, ``observed``,
+    ``reference_low``, ``reference_high``.
+    """
+    if ax is None:
+        figure = _new_figure(7.0, 0.7 * predictive["metric"].nunique() + 1.4)
+        ax = figure.subplots()
+    figure = ax.figure
+    metrics = list(dict.fromkeys(predictive["metric"]))
+    rng = np.random.default_rng(0)  # vertical jitter only, for legibility
+    for index, metric in enumerate(metrics):
+        rows = predictive[predictive["metric"] == metric]
+        low, high = float(rows["reference_low"].iloc[0]), float(rows["reference_high"].iloc[0])
+        centre, half = (low + high) / 2, max((high - low) / 2, 1e-12)
+        ax.add_patch(Rectangle((-1, index - 0.3), 2, 0.6, color="#dddddd", zorder=0))
+        values = (rows["observed"].to_numpy(float) - centre) / half
+        shown = np.isfinite(values)
+        ax.scatter(values[shown], index + rng.uniform(-0.2, 0.2, shown.sum()), s=14, color="#c44e52", zorder=2)
+        inside = float(rows["within"].mean())
+        ax.text(1.02, index, f" {inside:.0%} in [{low:.3g}, {high:.3g}]", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8)
+    ax.set_yticks(range(len(metrics)), metrics)
+    ax.axvline(0, color="#999999", lw=0.8)
+    ax.set_xlabel("(value - range centre) / range half-width   (grey: reference range)")
+    ax.set_title(f"posterior predictive check: {predictive['draw'].nunique()} cohorts from posterior draws", fontsize=10)
+    return figure
+
+
+def sensitivity_plot(indices: pd.DataFrame, ax=None) -> Figure:
+    """Bars of sensitivity indices with their 95% confidence intervals, one group per
+    parameter and one bar per index (``S1``, ``ST`` for Sobol; ``mu_star`` for Morris).
+
+    ``indices`` has columns ``endpoint``, ``parameter``, ``index``, ``value``, ``ci_low``,
+    ``ci_high`` (one endpoint is drawn: the first).
+    """
+    if ax is None:
+        figure = _new_figure(7.0, 3.6)
+        ax = figure.subplots()
+    figure = ax.figure
+    endpoint = indices["endpoint"].iloc[0]
+    rows = indices[indices["endpoint"] == endpoint]
+    parameters = list(dict.fromkeys(rows["parameter"]))
+    kinds = list(dict.fromkeys(rows["index"]))
+    width = 0.8 / len(kinds)
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    for j, kind in enumerate(kinds):
+        part = rows[rows["index"] == kind].set_index("parameter").loc[parameters]
+        x = np.arange(len(parameters)) + (j - (len(kinds) - 1) / 2) * width
+        value = part["value"].to_numpy(float)
+        errors = np.vstack([value - part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float) - value])
+        ax.bar(x, value, width, yerr=np.clip(errors, 0, None), capsize=3, color=colours[j % len(colours)],
+               label=kind)
+    ax.set_xticks(range(len(parameters)), parameters, rotation=20, ha="right", fontsize=8)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title(f"sensitivity of {endpoint.replace('_', ' ')} (bars: 95% CI)", fontsize=10)
+    return figure

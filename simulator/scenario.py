@@ -743,6 +743,36 @@ class Arm(Strict):
     set: dict[str, Any] = Field(default_factory=dict, description="Scenario path -> value.")
 
 
+PRIOR_DISTRIBUTIONS = ("uniform", "loguniform", "normal", "lognormal")
+
+
+class Prior(Distribution):
+    """The prior of one calibrated parameter: ``uniform`` or ``loguniform`` on [low, high],
+    ``normal`` (optionally truncated to [low, high]) or ``lognormal``."""
+
+    @model_validator(mode="after")
+    def _a_continuous_prior(self) -> Prior:
+        if self.distribution not in PRIOR_DISTRIBUTIONS:
+            raise ValueError(f"distribution: a prior must be one of {', '.join(PRIOR_DISTRIBUTIONS)}, "
+                             f"got '{self.distribution}'")
+        return self
+
+
+class Calibration(Strict):
+    """What ``simulator calibrate`` fits: priors of scenario parameters, and the reference
+    metrics (ranges of ``[reference]``) a virtual cohort is compared with."""
+
+    parameters: dict[str, Prior] = Field(
+        default_factory=dict,
+        description="Parameter path -> prior. Paths are those of --set (e.g. 'clones.T790M.birth'), or "
+        "'cohort.parameters.PATH.FIELD' for a field of a cohort distribution (e.g. its median).",
+    )
+    targets: list[str] = Field(
+        default_factory=list, description="Reference metrics to fit (default: every metric of [reference])."
+    )
+    arm: str | None = Field(None, description="Arm whose cohort is compared with the targets (default: the first).")
+
+
 REFERENCE_METRICS = {
     "median_pfs_months": "median progression-free survival (Kaplan-Meier), months",
     "median_os_months": "median overall survival (Kaplan-Meier), months",
@@ -802,6 +832,7 @@ class Scenario(Strict):
         description="Published ranges to compare a cohort with: metric -> [low, high]; metrics: "
         + ", ".join(REFERENCE_METRICS),
     )
+    calibration: Calibration = Field(default_factory=Calibration)
 
     @field_validator("local_therapy", mode="after")
     @classmethod
@@ -858,6 +889,13 @@ class Scenario(Strict):
                                                                if m != "median_pfs_on_LINE_months"], "metric")
             if not low <= high:
                 raise ValueError(f"reference.{metric}: must be [low, high] with low <= high, got [{low:g}, {high:g}]")
+        for index, metric in enumerate(self.calibration.targets):
+            _require_known(f"calibration.targets[{index}]", metric, list(REFERENCE_METRICS), "metric")
+            if metric not in self.reference:
+                raise ValueError(f"calibration.targets[{index}]: '{metric}' has no range in [reference]; "
+                                 f"ranges given: {', '.join(self.reference) or '(none)'}")
+        if self.calibration.arm is not None:
+            _require_known("calibration.arm", self.calibration.arm, list(self.arms), "arm")
         for lesion in self.cohort.optional_lesions:
             _require_known(f"cohort.optional_lesions.{lesion}", lesion, list(self.lesions), "lesion")
         share = sum(subtype.probability for subtype in self.cohort.subtypes.values())
@@ -1151,7 +1189,38 @@ def validate_scenario(raw: dict) -> Scenario:
         for name, arm in scenario.arms.items():
             _check_settings(resolved, arm.set, f"arms.{name}.set")
         _check_extremes(scenario, resolved)
+    if scenario.calibration.parameters:
+        resolved = scenario_to_dict(scenario)
+        for path in scenario.calibration.parameters:
+            calibration_path(resolved, path)
     return scenario
+
+
+def calibration_path(resolved: dict, path: str) -> tuple[str, str] | tuple[None, str]:
+    """Where a calibrated parameter lives: ``(cohort_key, field)`` for a field of a cohort
+    distribution (``cohort.parameters.lesions.primary.cells.T790M.median``: the distribution
+    of ``lesions.primary.cells.T790M``, its ``median``), else ``(None, path)`` for a path of
+    ``--set``. A path that names nothing is refused, naming ``calibration.parameters.PATH``."""
+    field = f"calibration.parameters.{path}"
+    prefix = "cohort.parameters."
+    if path.startswith(prefix):
+        key, _, name = path.removeprefix(prefix).rpartition(".")
+        distributions = resolved.get("cohort", {}).get("parameters", {})
+        if key not in distributions:
+            raise ScenarioError(f"{field}: no cohort distribution '{key}'{_suggestion(key, list(distributions))}")
+        spec = distributions[key]
+        allowed = [k for k, v in spec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if name not in allowed:
+            raise ScenarioError(f"{field}: '{name}' is not a number of this distribution{_suggestion(name, allowed)}")
+        return key, name
+    if path.split(".")[0] in ("cohort", "arms", "reference", "calibration"):
+        raise ScenarioError(f"{field}: a calibrated parameter is a patient parameter or "
+                            "cohort.parameters.PATH.FIELD, not a path in this section")
+    _require_path(patient_raw(resolved), path, field)
+    value = get_path(resolved, path)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ScenarioError(f"{field}: must name a number, got {value!r}")
+    return None, path
 
 
 def _check_extremes(scenario: Scenario, resolved: dict) -> None:
@@ -1200,9 +1269,10 @@ def _validate_one(raw: dict) -> Scenario:
 
 
 def patient_raw(resolved: dict) -> dict:
-    """A resolved scenario without its cohort, arms and reference: one patient's scenario."""
+    """A resolved scenario without its cohort, arms, reference and calibration: one patient's
+    scenario."""
     raw = _deep_copy(resolved)
-    for key in ("cohort", "arms", "reference"):
+    for key in ("cohort", "arms", "reference", "calibration"):
         raw.pop(key, None)
     return raw
 
@@ -1251,8 +1321,9 @@ def _read_toml(path: Path, field: str) -> dict:
 
 def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
     """``extends = "id"``: start from another catalog scenario (or a file beside this one)
-    and change what this file sets; tables merge key by key (``arms`` and ``reference`` are
-    replaced whole), anything else is replaced."""
+    and change what this file sets; tables merge key by key (``arms``, ``reference`` and
+    ``calibration`` are replaced whole; a new ``reference`` drops the base's ``calibration``),
+    anything else is replaced."""
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
@@ -1271,11 +1342,13 @@ def _resolve_extends(raw: dict, path: Path, depth: int) -> dict:
     for key in _REPLACED_WHOLE:
         if key in raw:
             base.pop(key, None)
+    if "reference" in raw:
+        base.pop("calibration", None)  # its targets are ranges of the reference replaced
     return _merge(base, raw)
 
 
 # Tables a scenario that extends another replaces whole: its own strategies and targets.
-_REPLACED_WHOLE = ("arms", "reference")
+_REPLACED_WHOLE = ("arms", "reference", "calibration")
 
 
 def _merge(base: dict, changes: dict) -> dict:

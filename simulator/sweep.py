@@ -403,8 +403,9 @@ class SweepLock:
     it refuses instead of doing the same work. The operating system releases it when the
     process ends, however it ends, so a crash never leaves a stale lock."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, what: str = "sweep"):
         self.path = directory / ".lock"
+        self.what = what
         self.handle = None
 
     def __enter__(self) -> SweepLock:
@@ -424,7 +425,7 @@ class SweepLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise ScenarioError(f"--out: another sweep (pid {holder}) is writing into '{self.path.parent}'; "
+            raise ScenarioError(f"--out: another {self.what} (pid {holder}) is writing into '{self.path.parent}'; "
                                 "wait for it to finish or choose another directory") from None
         handle.seek(0)
         handle.truncate()

@@ -234,7 +234,7 @@ def test_every_bound_appears_in_the_schema_description():
     missing = []
     for definition, node in [("Scenario", schema), *schema["$defs"].items()]:
         for path, bound, description in _bounds(node, f"{definition}."):
-            if path.startswith(("Distribution.", "Citation.", "Subtype.", "Cohort.")):
+            if path.startswith(("Distribution.", "Prior.", "Citation.", "Subtype.", "Cohort.")):
                 continue  # distribution parameters are checked through their quantiles
             spellings = {f"{bound:g}", f"{bound:,}", str(bound),
                          re.sub(r"e([+-]?)0*(\d)", lambda m: f"e{m[1].strip('+')}{m[2]}", f"{bound:g}")}
