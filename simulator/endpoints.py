@@ -268,7 +268,7 @@ def _patterns(scenario: Scenario, log: Log, times, kinds) -> dict[str, list]:
             counts[-1] += 1
             new[-1] += int(log.detail[index])
             lesion = int(log.lesion[index])
-            in_brain[-1] = in_brain[-1] or (lesion < log.lesion_site.size and log.lesion_site[lesion] == brain)
+            in_brain[-1] = in_brain[-1] or bool(lesion < log.lesion_site.size and log.lesion_site[lesion] == brain)
     return {"progressing_lesions": counts, "new_lesions_at_progression": new,
             "brain_at_progression": in_brain}
 

@@ -120,8 +120,14 @@ class PatientResult:
         table = table[table.sum(axis=1) > 0]
         lines.append(f"total burden {int(final['cells'].sum()):.3e} cells "
                      f"in {len(table)} living lesion(s) of {len(self.lesions)}")
+        living = len(table)
+        if living > SUMMARY_LESIONS:  # the largest lesions; the rest are in the tables
+            table = table.loc[table.sum(axis=1).sort_values(ascending=False).index[:SUMMARY_LESIONS]]
         if len(table):
             lines.append(_format_table(table.astype(np.int64)))
+        if living > SUMMARY_LESIONS:
+            lines.append(f"  (the {SUMMARY_LESIONS} largest of {living} living lesions; all are in "
+                         "trajectory.parquet)")
         for row in self.clones.itertuples():
             seen = "present at start" if row.first_seen == 0 else (
                 "never" if np.isnan(row.first_seen) else f"first seen day {row.first_seen:g}")
@@ -301,6 +307,7 @@ def column_name(label: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", str(label)).strip("_")
 
 
+SUMMARY_LESIONS = 12  # lesions listed in a run's printed summary
 LIST_ENDPOINTS = ("mechanisms_at_progression", "progressing_lesions", "new_lesions_at_progression",
                   "brain_at_progression")
 
