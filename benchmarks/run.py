@@ -597,7 +597,7 @@ def history_cost(ctx: Context) -> list[Measurement]:
     started = time.perf_counter()
     for i, scenario in enumerate(patients):
         model = lower(scenario)
-        grown.append((scenario, model, history.grow_to_diagnosis(scenario, model, SEED, i, runner.run_model)))
+        grown.append((scenario, model, history.grow_to_diagnosis(scenario, model, SEED, i)))
     history_seconds = time.perf_counter() - started
     started = time.perf_counter()
     for i, (scenario, model, diagnosis) in enumerate(grown):

@@ -179,22 +179,22 @@ def _is_log(prior: Prior) -> bool:
     return prior.distribution in ("loguniform", "lognormal")
 
 
+def _log_columns(priors: Sequence[Prior]) -> np.ndarray:
+    return np.array([_is_log(prior) for prior in priors], bool)
+
+
 def to_internal(priors: Sequence[Prior], values: np.ndarray) -> np.ndarray:
     """Parameter values -> the space the kernel moves in (log for log-scale priors)."""
-    values = np.atleast_2d(np.asarray(values, float))
-    out = values.copy()
-    for j, prior in enumerate(priors):
-        if _is_log(prior):
-            out[:, j] = np.log(values[:, j])
+    out = np.atleast_2d(np.asarray(values, float)).copy()
+    logged = _log_columns(priors)
+    out[:, logged] = np.log(out[:, logged])
     return out
 
 
 def from_internal(priors: Sequence[Prior], z: np.ndarray) -> np.ndarray:
-    z = np.atleast_2d(np.asarray(z, float))
-    out = z.copy()
-    for j, prior in enumerate(priors):
-        if _is_log(prior):
-            out[:, j] = np.exp(z[:, j])
+    out = np.atleast_2d(np.asarray(z, float)).copy()
+    logged = _log_columns(priors)
+    out[:, logged] = np.exp(out[:, logged])
     return out
 
 

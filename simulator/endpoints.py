@@ -193,10 +193,11 @@ def _pfs2(periods, progressions, death, start, follow_up) -> dict:
 
 def _best_response(log: Log, begin: float, until: float) -> str | None:
     """Best RECIST response at visits after ``begin`` up to ``until`` (a progression: PD only
-    when the first assessment already shows progression)."""
+    when the first assessment already shows progression). The visit at a line's start is its
+    baseline (the first line's) or the scan that led to it (a later line's), never its response."""
     best = None
     for time, response in zip(log.visit_time.tolist(), log.visit_response.tolist()):
-        if time <= begin - (begin == 0.0) or time > until or response not in _RANKED:
+        if time <= begin or time > until or response not in _RANKED:
             continue
         if best is None or _RANKED[response] < _RANKED[best]:
             best = response

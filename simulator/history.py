@@ -71,9 +71,10 @@ def history_model(scenario: Scenario, model: ModelArrays) -> ModelArrays:
                           mortality=mortality, n_steps=n_steps, record_every=record_every)
 
 
-def grow_to_diagnosis(scenario: Scenario, model: ModelArrays, seed: int, replicate: int,
-                      run_model) -> Diagnosis:
-    """Run histories until one reaches diagnosis; ``run_model`` is the runner's kernel loop."""
+def grow_to_diagnosis(scenario: Scenario, model: ModelArrays, seed: int, replicate: int) -> Diagnosis:
+    """Run histories until one reaches diagnosis."""
+    from simulator.runner import run_model  # the runner starts its courses from here
+
     grown = history_model(scenario, model)
     history = scenario.history
     for attempt in range(history.max_attempts):

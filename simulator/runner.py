@@ -147,7 +147,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
     diagnosis = None
     max_lesions = scenario.simulation.max_lesions
     if scenario.history.enabled:
-        diagnosis = grow_to_diagnosis(scenario, model, seed, replicate, run_model)
+        diagnosis = grow_to_diagnosis(scenario, model, seed, replicate)
         model = at_diagnosis(model, diagnosis)
         max_lesions = max(max_lesions, 2 * diagnosis.cells.shape[0])
     if not keep_trajectory:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator import history, runner
+from simulator import history
 from simulator.lowering import lower
 from simulator.scenario import scenario_to_dict, validate_scenario
 
@@ -41,7 +41,7 @@ def test_histories_are_conditioned_on_survival_and_reproducible():
     again = simulator.simulate(scenario, seed=3, replicate=2, keep_trajectory=False)
     assert first.endpoints == again.endpoints
     model = lower(scenario)
-    attempts = [history.grow_to_diagnosis(scenario, model, 3, r, runner.run_model).attempts
+    attempts = [history.grow_to_diagnosis(scenario, model, 3, r).attempts
                 for r in range(30)]
     # From one cell a lineage survives with probability (b - d) / b = 2/3, so the number of
     # attempts is geometric with mean 1.5; 30 histories all needing one attempt has
