@@ -137,7 +137,7 @@ def wide_scenario(cells: int, steps: int, lesions: int = WIDE_LESIONS, clones: i
         "simulation": {
             "duration_days": duration, "dt_days": DT, "record_every_days": duration,
             "growth_law": "exponential", "lethal_burden": 1e18, "max_lesions": lesions,
-            "seed": SEED,
+            "seed": SEED, "max_step_days": DT,  # fixed steps: the cost of one step is measured
         },
     })
 
@@ -581,6 +581,53 @@ def cohort_throughput(ctx: Context) -> list[Measurement]:
         Measurement("cohort.rate_2", "cohort: patients per second, 2 workers", n / two, unit="/s"),
         Measurement("cohort.speedup_2", "cohort: speed-up of 2 workers over 1", efficiency,
                     target=">= 1.7", met=check(efficiency, ">= 1.7"), details={"patients": n}),
+    ]
+
+
+def _stepping_run(scenario, n: int) -> dict:
+    """Engine work and time for ``n`` patients of ``scenario`` (history and course)."""
+    from simulator import history, runner
+    from simulator.cohort import patient_scenario
+    from simulator.engine.kernel import COUNT_COMPARTMENT_STEPS, COUNT_LINEAGES, COUNT_STEPS
+    from simulator.lowering import lower
+
+    patients = [patient_scenario(scenario, patient=i)[0] for i in range(n)]
+    totals = dict(steps=0, compartment_steps=0, lineages=0, years=0.0)
+    started = time.perf_counter()
+    for i, patient in enumerate(patients):
+        model = lower(patient)
+        diagnosis = history.grow_to_diagnosis(patient, model, SEED, i)
+        course = history.at_diagnosis(model, diagnosis)._replace(record_every=patient.simulation.n_steps)
+        for buffers in (diagnosis.buffers, runner.run_model(course, SEED, i, 2 * diagnosis.cells.shape[0] + 64)):
+            totals["steps"] += int(buffers.counters[COUNT_STEPS])
+            totals["compartment_steps"] += int(buffers.counters[COUNT_COMPARTMENT_STEPS])
+            totals["lineages"] += int(buffers.counters[COUNT_LINEAGES])
+            totals["years"] += float(buffers.record_time[int(buffers.counters[1]) - 1]
+                                     - buffers.record_time[0]) / 365.25
+    totals["seconds"] = time.perf_counter() - started
+    return totals
+
+
+@benchmark
+def joined_steps(ctx: Context) -> list[Measurement]:
+    """The main scenario with the engine's joined steps against fixed steps of dt (history
+    and course, the same patients): work per patient-year and patients per second."""
+    n = 20 if ctx.quick else 100
+    joined = simulator.load_scenario(CLINIC_SCENARIO)
+    fixed = simulator.load_scenario(CLINIC_SCENARIO, {"simulation.max_step_days": 0.0})
+    _stepping_run(joined, 2), _stepping_run(fixed, 2)  # compile and warm
+    runs = {"joined": _stepping_run(joined, n), "fixed": _stepping_run(fixed, n)}
+    per_year = {name: {key: run[key] / run["years"] for key in ("steps", "compartment_steps", "lineages")}
+                for name, run in runs.items()}
+    fewer = per_year["fixed"]["lineages"] / per_year["joined"]["lineages"]
+    speedup = runs["fixed"]["seconds"] / runs["joined"]["seconds"]
+    details = {"patients": n, **{f"{name}_{key}_per_patient_year": round(value, 1)
+                                 for name, values in per_year.items() for key, value in values.items()},
+               **{f"{name}_engine_patients_per_s": round(n / run["seconds"], 2) for name, run in runs.items()}}
+    return [
+        Measurement("stepping.fewer_draws", "main scenario: lineage draws per patient-year, fixed / joined",
+                    fewer, target=">= 5", met=check(fewer, ">= 5"), details=details),
+        Measurement("stepping.speedup", "main scenario: engine time per patient, fixed / joined", speedup),
     ]
 
 

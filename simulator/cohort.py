@@ -30,9 +30,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from simulator.results import (CLINICAL_EVENTS, _html_card, column_name, endpoint_columns, run_context,
-                               text_columns_as_strings)
-from simulator.runner import simulate
+from simulator.results import (CLINICAL_EVENTS, _html_card, clinical_event_columns, column_name,
+                               endpoint_columns, endpoints_of, run_context, text_columns_as_strings)
+from simulator.runner import run_patient, simulate
 from simulator.scenario import (
     REFERENCE_METRICS,
     LINE_PFS_METRIC,
@@ -350,20 +350,32 @@ def _simulate_patients(task) -> tuple[list[dict], list[pd.DataFrame], dict]:
     """Worker: every arm of a chunk of patients (module level so processes can run it)."""
     resolved, layers_by_arm, seed, patients, keep_results = task
     lines = list(resolved["therapy"]["lines"])
-    rows, events, kept = [], [], {}
+    rows, kept = [], {}
+    events = {name: [] for name in _EVENT_COLUMNS}
     for patient in patients:
         for arm, layers in layers_by_arm.items():
             scenario_raw, drawn = draw_patient(resolved, resolved["cohort"], seed, patient, layers)
             scenario = validate_scenario(scenario_raw)
-            result = simulate(scenario, seed=seed, replicate=patient, keep_trajectory=keep_results)
-            rows.append({"patient": patient, "arm": arm, **endpoint_columns(result.endpoints, lines),
-                         **drawn})
-            clinical = result.events[result.events["kind"].isin(CLINICAL_EVENTS)]
-            events.append(clinical[["time", "kind", "lesion", "detail", "value"]]
-                          .assign(patient=patient, arm=arm))
             if keep_results:
+                result = simulate(scenario, seed=seed, replicate=patient)
                 kept[(patient, arm)] = result
+                endpoints = result.endpoints
+                clinical = result.events[result.events["kind"].isin(CLINICAL_EVENTS)]
+                columns = {name: list(clinical[name]) for name in _EVENT_COLUMNS[:5]}
+            else:  # no per-patient tables: endpoints and events straight from the engine
+                buffers, diagnosis = run_patient(scenario, seed, patient, keep_trajectory=False)
+                endpoints = endpoints_of(scenario, buffers, diagnosis)
+                columns = clinical_event_columns(scenario, buffers)
+            rows.append({"patient": patient, "arm": arm, **endpoint_columns(endpoints, lines), **drawn})
+            for name, values in columns.items():
+                events[name].extend(values)
+            n_events = len(columns["time"])
+            events["patient"].extend([patient] * n_events)
+            events["arm"].extend([arm] * n_events)
     return rows, events, kept
+
+
+_EVENT_COLUMNS = ("time", "kind", "lesion", "detail", "value", "patient", "arm")
 
 
 def run_cohort(scenario: Scenario, n: int, seed: int | None = None, workers: int = 1,
@@ -400,13 +412,16 @@ def run_cohort(scenario: Scenario, n: int, seed: int | None = None, workers: int
     patients = list(range(start, start + n))
     chunks = _chunks(patients, workers)
     tasks = [(resolved, layers_by_arm, seed, chunk, keep_results) for chunk in chunks]
-    rows, events, kept = [], [], {}
+    rows, kept = [], {}
+    events = {name: [] for name in _EVENT_COLUMNS}
     for chunk_rows, chunk_events, chunk_kept in _map(tasks, workers, progress, [len(c) for c in chunks]):
         rows += chunk_rows
-        events += chunk_events
+        for name, values in chunk_events.items():
+            events[name] += values
         kept.update(chunk_kept)
+    # One table from all chunks' columns, so its types do not depend on how patients were split.
     endpoints = text_columns_as_strings(pd.DataFrame(rows))
-    events_table = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
+    events_table = pd.DataFrame(events)
     return CohortResult(scenario=scenario, arms=list(layers_by_arm), seed=seed, endpoints=endpoints,
                         events=events_table, results=kept, layers=layers_by_arm)
 

@@ -56,6 +56,8 @@ def lower(scenario: Scenario) -> ModelArrays:
         seeding_capacity=float(scenario.seeding.carrying_capacity),
         seeding_law=GROWTH_LAW_CODES[simulation.growth_law],
         dt=float(simulation.dt_days),
+        max_block=simulation.block_steps(),
+        step_tolerance=float(simulation.step_tolerance),
     )
     drugs, rules = lower_clinic(scenario, list(site_names),
                                 lambda days: int(round(days / simulation.dt_days)))

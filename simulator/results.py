@@ -429,9 +429,7 @@ def build_result(scenario: Scenario, buffers: Buffers, provenance: dict, diagnos
     trajectory = _trajectory_table(buffers, lesion_names, clone_names)
     visits, observations = observation_tables(scenario, buffers, lesion_names)
     end_time = float(times[-1])
-    endpoints = patient_endpoints(scenario, log_of(buffers))
-    endpoints.update(diagnosis_endpoints(scenario, buffers,
-                                         diagnosis.days if diagnosis is not None else 0.0))
+    endpoints = endpoints_of(scenario, buffers, diagnosis)
     if diagnosis is not None and scenario.history.keep_in_tables:
         from simulator.history import history_events, history_trajectory
 
@@ -484,10 +482,11 @@ def _detail_names(scenario: Scenario, clone_names) -> dict[int, list]:
     }
 
 
-def _events_table(scenario: Scenario, buffers: Buffers, lesion_names, clone_names) -> pd.DataFrame:
-    n_events = int(buffers.counters[2])
-    kinds = buffers.event_kind[:n_events]
-    details = buffers.event_detail[:n_events]
+def _event_columns(scenario: Scenario, buffers: Buffers, lesion_names, clone_names,
+                   rows: np.ndarray) -> dict[str, list | np.ndarray]:
+    """The columns of the events table for the engine's event ``rows``, names resolved."""
+    kinds = buffers.event_kind[rows]
+    details = buffers.event_detail[rows]
     meaning = _detail_names(scenario, clone_names)
     detail_text = []
     for kind, detail in zip(kinds, details):
@@ -495,15 +494,44 @@ def _events_table(scenario: Scenario, buffers: Buffers, lesion_names, clone_name
         detail_text.append(names[detail] if names is not None and detail >= 0 else
                            ("none" if kind == EVENT_BIOPSY else None))
     clone_kinds = (EVENT_CLONE_APPEARS, EVENT_LESION_SEEDED)
-    return pd.DataFrame({
-        "time": buffers.event_time[:n_events],
+    return {
+        "time": buffers.event_time[rows],
         "kind": [EVENT_NAMES[k] for k in kinds],
-        "lesion": [lesion_names[i] if i >= 0 else None for i in buffers.event_lesion[:n_events]],
+        "lesion": [lesion_names[i] if i >= 0 else None for i in buffers.event_lesion[rows]],
         "clone": [clone_names[d] if k in clone_kinds and d >= 0 else None
                   for k, d in zip(kinds, details)],
         "detail": detail_text,
-        "value": buffers.event_value[:n_events],
-    })
+        "value": buffers.event_value[rows],
+    }
+
+
+def _events_table(scenario: Scenario, buffers: Buffers, lesion_names, clone_names) -> pd.DataFrame:
+    rows = np.arange(int(buffers.counters[2]))
+    return pd.DataFrame(_event_columns(scenario, buffers, lesion_names, clone_names, rows))
+
+
+_CLINICAL_CODES = np.array([code for code, name in EVENT_NAMES.items() if name in CLINICAL_EVENTS])
+
+
+def clinical_event_columns(scenario: Scenario, buffers: Buffers) -> dict[str, list | np.ndarray]:
+    """The clinical events (``CLINICAL_EVENTS``) of one patient as columns (time, kind, lesion,
+    detail, value), without building the patient's tables: what a cohort keeps."""
+    n_events = int(buffers.counters[2])
+    rows = np.flatnonzero(np.isin(buffers.event_kind[:n_events], _CLINICAL_CODES))
+    n_lesions = int(buffers.counters[0])
+    sites = np.array(scenario.sites, dtype=object)
+    lesion_names = lesion_names_of(scenario, sites[buffers.lesion_site[:n_lesions]])
+    columns = _event_columns(scenario, buffers, lesion_names, list(scenario.clones), rows)
+    del columns["clone"]
+    return columns
+
+
+def endpoints_of(scenario: Scenario, buffers: Buffers, diagnosis=None) -> dict:
+    """One patient's endpoints, straight from the engine's arrays."""
+    endpoints = patient_endpoints(scenario, log_of(buffers))
+    endpoints.update(diagnosis_endpoints(scenario, buffers,
+                                         diagnosis.days if diagnosis is not None else 0.0))
+    return endpoints
 
 
 def observation_tables(scenario: Scenario, buffers: Buffers, lesion_names):

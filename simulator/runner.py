@@ -28,7 +28,7 @@ from simulator.engine.kernel import (
     simulate_kernel,
 )
 from simulator.errors import CapacityError, EngineError
-from simulator.history import at_diagnosis, date_lesions, grow_to_diagnosis
+from simulator.history import Diagnosis, at_diagnosis, date_lesions, grow_to_diagnosis
 from simulator.lowering import lower
 from simulator.policy import (
     LocalTherapy,
@@ -140,6 +140,14 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
         and the end (for cohorts, where only endpoints matter).
     """
     seed = scenario.simulation.seed if seed is None else int(seed)
+    buffers, diagnosis = run_patient(scenario, seed, replicate, policy, keep_trajectory)
+    return build_result(scenario, buffers, provenance(scenario, seed, replicate), diagnosis)
+
+
+def run_patient(scenario: Scenario, seed: int, replicate: int = 0, policy: Policy | None = None,
+                keep_trajectory: bool = True) -> tuple[Buffers, "Diagnosis | None"]:
+    """The engine's arrays after one patient (see :func:`simulate`), and the history's state
+    at diagnosis (None without a history): what cohorts read their endpoints from."""
     if seed < 0 or replicate < 0:
         raise ValueError(f"seed and replicate: must be >= 0, got {seed} and {replicate}")
     driver = PolicyDriver(scenario, policy) if policy is not None else None
@@ -155,7 +163,7 @@ def simulate(scenario: Scenario, seed: int | None = None, replicate: int = 0,
     buffers = run_model(model, seed, replicate, max_lesions, driver, scenario)
     if diagnosis is not None:
         date_lesions(buffers, diagnosis)
-    return build_result(scenario, buffers, provenance(scenario, seed, replicate), diagnosis)
+    return buffers, diagnosis
 
 
 class PolicyDriver:

@@ -189,6 +189,10 @@ class Seeding(Strict):
         return self
 
 
+# The most steps joined into one (bounds the engine's per-step scratch arrays).
+MAX_BLOCK_STEPS = 256
+
+
 class Simulation(Strict):
     """How long, how finely and with which seed to simulate."""
 
@@ -203,6 +207,17 @@ class Simulation(Strict):
     record_every_days: Interval = Field(
         7.0, description="Trajectory sampling, days (> 0, at most 36525): a whole multiple of dt_days, "
         "at least one step."
+    )
+    max_step_days: Annotated[Finite, Field(ge=0, le=MAX_DAYS)] = Field(
+        42.0, description="Longest step the engine may take, days (0 to 36525): between the clinic's "
+        "events it joins up to this many days of dt_days steps (at most 256) into one where "
+        "step_tolerance allows; at most dt_days gives fixed steps of dt_days."
+    )
+    step_tolerance: Annotated[Finite, Field(gt=0, le=1)] = Field(
+        0.01, description="Error allowed in joined steps, log cells (> 0, at most 1): the largest "
+        "deviation of a cell's expected growth within a step from the one the step assumes (drug "
+        "exposure), and the density rule's error summed over a year of steps; no stopping size, "
+        "lethal size or death threshold may be reachable within a joined step."
     )
     seed: Integer = Field(1, ge=0, le=2**63 - 1, description="Seed of the random numbers (0 to 2^63 - 1).")
     growth_law: GrowthLaw = Field("exponential", description="Default density dependence.")
@@ -253,6 +268,11 @@ class Simulation(Strict):
     @property
     def record_every_steps(self) -> int:
         return max(1, int(round(self.record_every_days / self.dt_days)))
+
+    def block_steps(self, dt_days: float | None = None) -> int:
+        """The most steps of ``dt_days`` the engine joins into one (1: fixed steps)."""
+        dt = self.dt_days if dt_days is None else dt_days
+        return int(min(MAX_BLOCK_STEPS, max(1, math.floor(self.max_step_days / dt + 1e-9))))
 
 
 EC50 = Annotated[Finite, Field(ge=1e-6, le=1e6)]

@@ -210,8 +210,10 @@ def test_a_lesion_gets_no_more_radiotherapy_courses_than_allowed():
 
 def test_rounds_of_oligoprogression_are_limited_per_line():
     raw = patient()
-    for name, site in (("brain", "brain"), ("adrenal", "adrenal"), ("node", "lymph")):
-        raw["lesions"][name] = {"site": site, "carrying_capacity": 1e12, "cells": {"T790M": 2e8}}
+    # Resistant lesions a factor 5 apart (~54 days of growth): they progress one at a time.
+    for name, site, cells in (("brain", "brain", 2e8), ("adrenal", "adrenal", 4e7),
+                              ("node", "lymph", 8e6)):
+        raw["lesions"][name] = {"site": site, "carrying_capacity": 1e12, "cells": {"T790M": cells}}
     raw["clones"]["T790M"]["death"] = 0.11
     raw["therapy"]["lines"]["gefitinib"]["on_mechanism"] = {}
     raw["policy"] = {"oligoprogression": {"max_rounds": 1, "max_lesions": 1}}

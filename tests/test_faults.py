@@ -85,7 +85,7 @@ def _kill_and_check_workers_end(process: subprocess.Popen, workers: set[int], si
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_a_cohort_ends_its_workers(tmp_path, sig):
-    process = _start(["cohort", SCENARIO, "-n", "400", "--workers", "2",
+    process = _start(["cohort", SCENARIO, "-n", "20000", "--workers", "2",
                       "--set", "simulation.duration_days=700"], tmp_path)
     try:
         _wait_for(lambda: len(_children(process.pid)) >= 2 or process.poll() is not None, 60, "two workers")

@@ -165,16 +165,19 @@ def test_reference_matches_kendall():
     assert_passes(vc.check_reference_kendall(2000, 802))
 
 
-@pytest.mark.parametrize("case, dt, seed", [("exponential", 1.0, 803), ("exponential", 15.0, 804),
-                                           ("density", 1.0, 805)])
-def test_engine_matches_reference(case, dt, seed):
+@pytest.mark.parametrize("case, dt, seed, joined", [
+    ("exponential", 1.0, 803, False), ("exponential", 15.0, 804, False), ("density", 1.0, 805, False),
+    ("exponential", 1.0, 808, True), ("density", 1.0, 809, True)])
+def test_engine_matches_reference(case, dt, seed, joined):
     """The jitted engine against the event-by-event reference on a three-clone, two-lesion
-    scenario with mutation and seeding; exponential, and logistic + Gompertz lesions.
+    scenario with mutation and seeding; exponential, and logistic + Gompertz lesions; with
+    fixed steps and with the engine's joined steps.
 
     Tolerance: two-sample chi-square per statistic (clone totals, seeding events, lesions
-    listed), Bonferroni over the five, pass if p > 0.001. n = 500 per implementation.
+    listed with fixed steps), Bonferroni over them, pass if p > 0.001. n = 500 per
+    implementation.
     """
-    assert_passes(vc.check_engine_vs_reference(500, seed, case, dt))
+    assert_passes(vc.check_engine_vs_reference(500, seed, case, dt, joined))
 
 
 def test_seeding_sites_follow_weights():

@@ -278,7 +278,8 @@ def assess(clinic, out, visit):
         if out.is_target[lesion]:
             n_targets += 1
             sld += diameter
-            targets_gone = targets_gone and diameter == 0.0
+        # Complete response needs every lesion gone, targets and non-targets alike (RECIST 1.1).
+        targets_gone = targets_gone and diameter == 0.0
     response = recist_response(sld, out.level[BASELINE_SLD], out.level[NADIR_SLD], n_targets,
                                targets_gone, new_lesion, any_progressing)
     out.level[NADIR_SLD] = min(out.level[NADIR_SLD], sld)

@@ -80,7 +80,10 @@ COUNT_VISITS = 4
 COUNT_ACTIONS = 5
 COUNT_STACK = 6  # lineages queued within the current step
 COUNT_PROVISIONAL = 7  # lesions founded this step, not yet listed
-N_COUNTERS = 8
+COUNT_STEPS = 8  # steps taken (a joined step counts once)
+COUNT_COMPARTMENT_STEPS = 9  # (lesion, clone) compartments advanced, summed over steps
+COUNT_LINEAGES = 10  # groups of cells advanced: compartments and the cells born within steps
+N_COUNTERS = 11
 
 __all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Rules", "Buffers",
            "simulate_kernel"]
@@ -89,6 +92,11 @@ __all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Rules", "Buf
 # bounds the overshoot of the size (for populations large enough to grow near-deterministically).
 STOP_RESOLUTION = 0.01
 _MAX_SUBSTEPS = 4096
+# A joined step is not taken if a stop could come within this factor of the sizes (or the
+# hazard) every compartment would reach at its current rate (an upper envelope of expected
+# growth: density only slows it); the margin covers the noise of the lesions that matter.
+_STOP_MARGIN = 1.05
+_DAYS_PER_YEAR = 365.25
 
 # A compartment expecting more emissions than this in the rest of a step (P(none) < 1e-7)
 # is advanced in bulk: survivors by one BNB update, emissions Poisson along its path.
@@ -116,6 +124,8 @@ class Dynamics(NamedTuple):
     seeding_capacity: float
     seeding_law: int
     dt: float
+    max_block: int  # the most steps joined into one (1: fixed steps; see ``_plan_block``)
+    step_tolerance: float  # log cells (see ``scenario.Simulation.step_tolerance``)
 
 
 class DrugArrays(NamedTuple):
@@ -269,6 +279,13 @@ class DrugState(NamedTuple):
     scale: np.ndarray  # [S, K] scratch
     switch_rate: np.ndarray  # [S, Es] per day over the current step
     leave_rate: np.ndarray  # [S, K] total switching away, per day
+    # Scratch of ``_plan_block``: each step's averaged effects, and the state it starts from.
+    day_birth: np.ndarray  # [B, S, K]
+    day_death: np.ndarray  # [B, S, K]
+    day_leave: np.ndarray  # [B, S, K]
+    day_switch: np.ndarray  # [B, S, Es]
+    saved: np.ndarray  # [3, D] gut, central, dose_given
+    site_bound: np.ndarray  # [S] cells a site could hold at the end of the step
 
 
 class ClinicView(NamedTuple):
@@ -442,10 +459,18 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
     )
     population = Population(**{name: arrays[name] for name in Population._fields})
     view = ClinicView(**{name: arrays[name] for name in ClinicView._fields})
+    n_block = model.dynamics.max_block
+    n_switches = model.drugs.switch_off.size
     drug_state = DrugState(arrays["gut"], arrays["central"], arrays["dose_given"],
                            np.ones_like(arrays["birth_scale"]),
-                           np.zeros((n_sites, model.drugs.switch_off.size)),
-                           np.zeros((n_sites, n_clones)))
+                           np.zeros((n_sites, n_switches)),
+                           np.zeros((n_sites, n_clones)),
+                           day_birth=np.ones((n_block, n_sites, n_clones)),
+                           day_death=np.zeros((n_block, n_sites, n_clones)),
+                           day_leave=np.zeros((n_block, n_sites, n_clones)),
+                           day_switch=np.zeros((n_block, n_sites, n_switches)),
+                           saved=np.zeros((3, n_drugs)),
+                           site_bound=np.zeros(n_sites))
     return Buffers(**arrays, population=population, clinic_view=view, drug_state=drug_state)
 
 
@@ -467,21 +492,47 @@ def _clone_rates(model, clone, factor, birth_scale, death_add, site):
 
 
 @jit
-def _lesion_density(model, out, lesion, total, birth_scale, death_add, dt):
-    """Density factor at the step's predicted midpoint (second order in dt)."""
-    law = out.lesion_law[lesion]
-    capacity = out.lesion_capacity[lesion]
-    if law == EXPONENTIAL:
-        return 1.0
-    start = density_factor(law, float(total), capacity)
-    site = out.lesion_site[lesion]
-    midpoint = 0.0
+def _path_size(model, out, lesion, site, birth_scale, death_add, first, first_days, second,
+               second_days):
+    """A lesion's expected size after ``first_days`` with its density factor held at ``first``
+    and then ``second_days`` at ``second``."""
+    size = 0.0
     for clone in range(model.birth.size):
         n = out.cells[lesion, clone]
         if n > 0:
-            birth, death = _clone_rates(model, clone, start, birth_scale, death_add, site)
-            midpoint += n * math.exp(0.5 * (birth - death) * dt)
-    return density_factor(law, midpoint, capacity)
+            b1, d1 = _clone_rates(model, clone, first, birth_scale, death_add, site)
+            b2, d2 = _clone_rates(model, clone, second, birth_scale, death_add, site)
+            size += n * math.exp((b1 - d1) * first_days + (b2 - d2) * second_days)
+    return size
+
+
+@jit
+def _held_factor(model, out, lesion, birth_scale, death_add, before, before_days, dt):
+    """The density factor to hold over a step of ``dt`` days that starts ``before_days`` after
+    the current state (grown at the factor ``before`` until then): the factor's average along
+    the lesion's predicted expected path, by Simpson's rule. The midpoint is predicted with the
+    trapezoid of the start and a first guess, the end with the factor at the midpoint."""
+    law, capacity, site = out.lesion_law[lesion], out.lesion_capacity[lesion], out.lesion_site[lesion]
+
+    def factor_after(held, days):
+        size = _path_size(model, out, lesion, site, birth_scale, death_add, before, before_days,
+                          held, days)
+        return density_factor(law, size, capacity)
+
+    start = factor_after(1.0, 0.0)
+    first_guess = factor_after(start, 0.5 * dt)
+    midpoint = factor_after(0.5 * (start + first_guess), 0.5 * dt)
+    end = factor_after(midpoint, dt)
+    return (start + 4.0 * midpoint + end) / 6.0
+
+
+@jit
+def _lesion_density(model, out, lesion, total, birth_scale, death_add, dt):
+    """Density factor held over the coming step (``_held_factor``): for one clone type the
+    expected growth is exact up to Simpson's O(dt^5); for a mix the factor follows their total."""
+    if out.lesion_law[lesion] == EXPONENTIAL:
+        return 1.0
+    return _held_factor(model, out, lesion, birth_scale, death_add, 1.0, 0.0, dt)
 
 
 @jit
@@ -766,12 +817,14 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt, s
     for clone in range(n_clones):
         n = out.cells[lesion, clone]
         if n > 0:
+            out.counters[COUNT_COMPARTMENT_STEPS] += 1
             out.cells[lesion, clone] = 0
             if not _push(out, lesion, clone, n, 0.0):
                 return STATUS_STACK_OVERFLOW
     while out.counters[COUNT_STACK] > 0:
         top = out.counters[COUNT_STACK] - 1
         out.counters[COUNT_STACK] = top
+        out.counters[COUNT_LINEAGES] += 1
         where, clone = out.stack_lesion[top], out.stack_clone[top]
         n, offset = out.stack_cells[top], out.stack_time[top]
         # Founders of new lesions grow free of density: they are single cells.
@@ -967,7 +1020,7 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
     line = clock[cl.LINE]
     if line >= 0 and clock[cl.DRUG_ON] == 1:
         give_due_doses(drugs, pk, line, step - clock[cl.DOSE_CLOCK])
-    n_sub = _substeps(mortality, pop, dyn.dt)
+    n_sub = _substeps(dyn, drugs, pk, mortality, pop, birth_scale, death_add, dyn.dt)
     dt = dyn.dt / n_sub
     n_lesions = pop.counters[COUNT_LESIONS]
     for sub in range(n_sub):
@@ -985,6 +1038,226 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
         if n_sub > 1 and sub + 1 < n_sub and _stopping_size_reached(mortality, pop):
             return STATUS_OK, start + dt
     return STATUS_OK, time + dyn.dt
+
+
+@jit
+def _block_end(rules, clock, step, n_steps, record_every):
+    """The first step after ``step`` at which a record is due or the clinic may act (a visit,
+    scheduled local therapy, the first line's start): a joined step ends there at the latest."""
+    end = min(n_steps, (step // record_every + 1) * record_every)
+    every, start = rules.visit_every_steps, rules.therapy_start_step
+    if step < start and (every > 0 or (clock[cl.THERAPY_STARTED] == 0 and rules.line_next.size > 0)):
+        end = min(end, start)
+    elif every > 0:
+        end = min(end, start + ((step - start) // every + 1) * every)
+    following = clock[cl.NEXT_SCHEDULED]
+    if following < rules.scheduled_step.size:
+        end = min(end, max(step + 1, rules.scheduled_step[following]))
+    return end
+
+
+@jit
+def _save_pk(pk):
+    pk.saved[0, :] = pk.gut
+    pk.saved[1, :] = pk.central
+    pk.saved[2, :] = pk.dose_given
+
+
+@jit
+def _restore_pk(pk):
+    pk.gut[:] = pk.saved[0, :]
+    pk.central[:] = pk.saved[1, :]
+    pk.dose_given[:] = pk.saved[2, :]
+
+
+@jit
+def _run_pk(drugs, pk, clock, step, n_days, dt, dosing, keep_effects):
+    """Doses and pharmacokinetics of ``n_days`` steps from ``step``; with ``keep_effects`` each
+    step's averaged drug effects and switching rates go to the ``day_*`` scratch arrays."""
+    line = clock[cl.LINE]
+    for day in range(n_days):
+        if dosing:
+            give_due_doses(drugs, pk, line, step + day - clock[cl.DOSE_CLOCK])
+        if keep_effects:
+            step_drug_effects(drugs, pk, dt, pk.day_birth[day], pk.day_death[day])
+            step_switch_rates(drugs, pk, dt)
+            pk.day_leave[day, :, :] = pk.leave_rate
+            pk.day_switch[day, :, :] = pk.switch_rate
+        advance_pk(drugs, pk, dt)
+
+
+@jit
+def _steady(dyn, pk, n_days):
+    """Whether each (site, clone)'s birth and death rates over ``n_days`` steps stay within
+    ``step_tolerance`` of their average: the largest deviation of their running integrals
+    (log cells per cell) from those of the average rates."""
+    limit = dyn.step_tolerance / dyn.dt
+    n_sites, n_clones = pk.day_birth.shape[1], pk.day_birth.shape[2]
+    for site in range(n_sites):
+        for clone in range(n_clones):
+            birth = dyn.birth[clone]
+            mean_birth, mean_death = 0.0, 0.0
+            for day in range(n_days):
+                mean_birth += birth * pk.day_birth[day, site, clone]
+                mean_death += pk.day_death[day, site, clone] + pk.day_leave[day, site, clone]
+            mean_birth /= n_days
+            mean_death /= n_days
+            drift_birth, drift_death = 0.0, 0.0
+            for day in range(n_days):
+                drift_birth += birth * pk.day_birth[day, site, clone] - mean_birth
+                drift_death += pk.day_death[day, site, clone] + pk.day_leave[day, site, clone] - mean_death
+                if abs(drift_birth) > limit or abs(drift_death) > limit:
+                    return False
+    return True
+
+
+@jit
+def _average_rates(pk, n_days, birth_scale, death_add):
+    """The joined step's rates: the averages of its steps' rates."""
+    leave, switch = pk.leave_rate, pk.switch_rate
+    birth_scale[:, :] = 0.0
+    death_add[:, :] = 0.0
+    leave[:, :] = 0.0
+    switch[:, :] = 0.0
+    for day in range(n_days):
+        birth_scale += pk.day_birth[day]
+        death_add += pk.day_death[day]
+        leave += pk.day_leave[day]
+        switch += pk.day_switch[day]
+    birth_scale /= n_days
+    death_add /= n_days
+    leave /= n_days
+    switch /= n_days
+
+
+@jit
+def _density_error(model, out, lesion, total, birth_scale, death_add, h):
+    """Error of the held density factor (``_held_factor``) over ``h`` days, in log cells,
+    estimated by comparing one step with two half steps (Richardson: the rule's local error is
+    O(h^5), so one step errs by 16/15 of their difference)."""
+    site = out.lesion_site[lesion]
+    whole = _held_factor(model, out, lesion, birth_scale, death_add, 1.0, 0.0, h)
+    one = _path_size(model, out, lesion, site, birth_scale, death_add, whole, h, whole, 0.0)
+    first = _held_factor(model, out, lesion, birth_scale, death_add, 1.0, 0.0, 0.5 * h)
+    second = _held_factor(model, out, lesion, birth_scale, death_add, first, 0.5 * h, 0.5 * h)
+    two = _path_size(model, out, lesion, site, birth_scale, death_add, first, 0.5 * h, second,
+                     0.5 * h)
+    return 16.0 / 15.0 * abs(math.log(one / two))
+
+
+@jit
+def _bound_sizes(model, out, birth_scale, death_add, h, stop_clone, site_bound):
+    """Sizes the tumour could reach in ``h`` days, each compartment growing at its current
+    rate if positive (density only slows growth as a lesion grows): (total, the stop clone's
+    total), with each site's in ``site_bound``."""
+    site_bound[:] = 0.0
+    total_bound, chosen_bound = 0.0, 0.0
+    for lesion in range(out.counters[COUNT_LESIONS]):
+        total = 0
+        for clone in range(model.birth.size):
+            total += out.cells[lesion, clone]
+        if total == 0:
+            continue
+        site = out.lesion_site[lesion]
+        factor = density_factor(out.lesion_law[lesion], float(total), out.lesion_capacity[lesion])
+        for clone in range(model.birth.size):
+            n = out.cells[lesion, clone]
+            if n > 0:
+                birth, death = _clone_rates(model, clone, factor, birth_scale, death_add, site)
+                grown = n * math.exp(max(birth - death, 0.0) * h)
+                site_bound[site] += grown
+                total_bound += grown
+                if clone == stop_clone:
+                    chosen_bound += grown
+    return total_bound, chosen_bound
+
+
+@jit
+def _densities_allow(model, out, birth_scale, death_add, h):
+    """Whether every lesion's density error over a joined step of ``h`` days stays within
+    ``step_tolerance`` per year of steps (these errors add up from step to step)."""
+    allowed = model.step_tolerance * h / _DAYS_PER_YEAR
+    for lesion in range(out.counters[COUNT_LESIONS]):
+        if out.lesion_law[lesion] == EXPONENTIAL:
+            continue
+        total = 0
+        for clone in range(model.birth.size):
+            total += out.cells[lesion, clone]
+        if total > 0 and _density_error(model, out, lesion, float(total), birth_scale, death_add,
+                                        h) > allowed:
+            return False
+    return True
+
+
+@jit
+def _stops_out_of_reach(mortality, pk, level, total_bound, chosen_bound, h):
+    """No stop within ``_STOP_MARGIN`` of being reached in the joined step, at the sizes of
+    ``_bound_sizes``: lethal burden or organ size, stopping size, or the burden hazard's
+    threshold of death (so each is found at the end of the plain step that reaches it)."""
+    if _STOP_MARGIN * total_bound >= mortality.lethal_burden:
+        return False
+    for site in range(pk.site_bound.size):
+        if _STOP_MARGIN * pk.site_bound[site] >= mortality.site_lethal_cells[site]:
+            return False
+    chosen = total_bound if mortality.stop_clone < 0 else chosen_bound
+    if _STOP_MARGIN * chosen >= mortality.stop_cells:
+        return False
+    if mortality.hazard_per_day > 0.0:
+        rate = mortality.hazard_per_day * (total_bound / mortality.hazard_reference_cells) ** mortality.hazard_exponent
+        if level[cl.CUMULATIVE_HAZARD] + _STOP_MARGIN * rate * h >= level[cl.DEATH_THRESHOLD]:
+            return False
+    return True
+
+
+@jit
+def _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, level, mortality, step, k_cap):
+    """How many steps of ``dt`` the coming step joins (1: a plain step, left to
+    ``_advance_cells``). A joined step of k steps holds its rates at their average over them,
+    so it is taken only where that changes a cell's expected growth at no time by more than
+    ``step_tolerance`` (drug exposure: ``_steady``; density: ``_density_error``), and where no
+    stop can come within it (``_stops_out_of_reach``); k halves until all hold. For k > 1 the
+    rates are left in ``birth_scale``, ``death_add`` and ``pk``'s switching rates, and the
+    drugs are moved (doses and pharmacokinetics, step by step) to the joined step's end."""
+    if k_cap <= 1:
+        return 1
+    dt = dyn.dt
+    dosing = clock[cl.LINE] >= 0 and clock[cl.DRUG_ON] == 1
+    in_body = False
+    for drug in range(pk.gut.size):
+        in_body = in_body or pk.gut[drug] > 0.0 or pk.central[drug] > 0.0
+    varying = dosing or in_body
+    n_days = k_cap if varying else 1  # without drug, every step's rates are the same
+    _save_pk(pk)
+    _run_pk(drugs, pk, clock, step, n_days, dt, dosing, True)
+    _restore_pk(pk)
+    k = k_cap
+    while k > 1:
+        days = min(k, n_days)
+        if days == 1 or _steady(dyn, pk, days):
+            _average_rates(pk, days, birth_scale, death_add)
+            h = k * dt
+            total_bound, chosen_bound = _bound_sizes(dyn, pop, birth_scale, death_add, h,
+                                                     mortality.stop_clone, pk.site_bound)
+            if (_stops_out_of_reach(mortality, pk, level, total_bound, chosen_bound, h)
+                    and _densities_allow(dyn, pop, birth_scale, death_add, h)):
+                break
+        k //= 2
+    if k > 1 and varying:
+        _run_pk(drugs, pk, clock, step, k, dt, dosing, False)
+    return k
+
+
+@jit
+def _advance_block(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h):
+    """Cell dynamics of a joined step of ``h`` days at the rates ``_plan_block`` set."""
+    if not _rates_finite(clock, birth_scale, death_add):
+        return STATUS_NON_FINITE
+    for lesion in range(pop.counters[COUNT_LESIONS]):
+        status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, h,
+                                 pk.switch_rate, pk.leave_rate)
+        if status != STATUS_OK:
+            return status
+    return STATUS_OK
 
 
 @jit
@@ -1025,24 +1298,52 @@ def _stopping_size_reached(mortality, pop):
 
 
 @jit
-def _substeps(mortality, pop, dt):
-    """Sub-steps for the coming step: 1, or, where growth at the fastest intrinsic net rate g
+def _substeps(dyn, drugs, pk, mortality, pop, birth_scale, death_add, dt):
+    """Sub-steps for the coming step: 1, or, where growth at the fastest intrinsic net rate
     could bring a stopping size within a factor 2 of its target, enough that each sub-step
-    grows a population by at most ``STOP_RESOLUTION`` (relative) at that rate."""
+    grows the stopping quantities by at most ``STOP_RESOLUTION`` (relative), bounded by every
+    compartment growing at its current rate (``_bound_sizes``)."""
     g = mortality.growth_bound
     if g <= 0.0:
         return 1
     if _stopping_size(mortality, pop) * math.exp(g * dt) * 2.0 < 1.0:
         return 1
-    return min(_MAX_SUBSTEPS, max(1, int(math.ceil(g * dt / math.log1p(STOP_RESOLUTION)))))
+    step_drug_effects(drugs, pk, dt, birth_scale, death_add)
+    total_bound, chosen_bound = _bound_sizes(dyn, pop, birth_scale, death_add, dt,
+                                             mortality.stop_clone, pk.site_bound)
+    total, chosen = 0.0, 0.0
+    for lesion in range(pop.counters[COUNT_LESIONS]):
+        for clone in range(pop.cells.shape[1]):
+            total += pop.cells[lesion, clone]
+            if clone == mortality.stop_clone:
+                chosen += pop.cells[lesion, clone]
+    growth = total_bound / total if total > 0.0 else 1.0
+    if chosen > 0.0:
+        growth = max(growth, chosen_bound / chosen)
+    if not growth > 1.0:
+        return 1
+    return min(_MAX_SUBSTEPS, max(1, int(math.ceil(math.log(growth) / math.log1p(STOP_RESOLUTION)))))
 
 
 @jit
-def _cause_of_death(mortality, pop, level, burden, dt):
+def _mean_hazard_ratio(start_burden, burden, reference, exponent):
+    """Average of (N / N_ref)^k over a step along the exponential path between its ends."""
+    end = (burden / reference) ** exponent
+    if start_burden <= 0.0:
+        return end
+    start = (start_burden / reference) ** exponent
+    growth = math.log(end / start) if start > 0.0 and end > 0.0 else 0.0
+    if abs(growth) < 1e-9:
+        return 0.5 * (start + end)
+    return (end - start) / growth
+
+
+@jit
+def _cause_of_death(mortality, pop, level, start_burden, burden, dt):
     """Why the patient dies at the end of this step (``DEATH_*``), or ``_ALIVE``.
 
-    The burden hazard is integrated with the step's end burden (rectangle rule); its error
-    is that of holding the burden constant over one step.
+    The burden hazard is integrated along the exponential path from the step's start burden
+    to its end burden; its error is that of the path's shape within one step.
     """
     if burden >= mortality.lethal_burden:
         return DEATH_BURDEN
@@ -1050,22 +1351,35 @@ def _cause_of_death(mortality, pop, level, burden, dt):
         if pop.site_cells[site] >= mortality.site_lethal_cells[site]:
             return site
     if mortality.hazard_per_day > 0.0:
-        ratio = burden / mortality.hazard_reference_cells
-        level[cl.CUMULATIVE_HAZARD] += mortality.hazard_per_day * ratio ** mortality.hazard_exponent * dt
+        ratio = _mean_hazard_ratio(start_burden, burden, mortality.hazard_reference_cells,
+                                   mortality.hazard_exponent)
+        level[cl.CUMULATIVE_HAZARD] += mortality.hazard_per_day * ratio * dt
         if level[cl.CUMULATIVE_HAZARD] >= level[cl.DEATH_THRESHOLD]:
             return DEATH_HAZARD
     return _ALIVE
 
 
 @jit
-def _end_of_step(dyn, pop, clock, level, mortality, step, time, record_every, n_steps):
-    """Log changes, check for death, cure or the stopping size, record. Returns a status."""
+def _site_total(pop):
+    """Cells at the end of the last step."""
+    total = 0.0
+    for site in range(pop.site_cells.size):
+        total += pop.site_cells[site]
+    return total
+
+
+@jit
+def _end_of_step(dyn, pop, clock, level, mortality, step, time, span, start_burden,
+                 record_every, n_steps):
+    """Log changes, check for death, cure or the stopping size, record at the end of ``step``
+    (the last of a joined step ``span`` days long). Returns a status."""
     burden = _note_changes(dyn, pop, time)
     if burden == -2.0 or burden > MAX_CELLS:
         return STATUS_POPULATION_OVERFLOW
     if burden < 0.0:
         return STATUS_EVENT_OVERFLOW
-    cause = _cause_of_death(mortality, pop, level, burden, dyn.dt) if burden > 0.0 else _ALIVE
+    cause = (_cause_of_death(mortality, pop, level, start_burden, burden, span)
+             if burden > 0.0 else _ALIVE)
     size_reached = cause == _ALIVE and burden > 0.0 and _stopping_size_reached(mortality, pop)
     finished = cause != _ALIVE or burden == 0.0 or size_reached
     if finished:
@@ -1125,13 +1439,23 @@ def simulate_kernel(model, rng, out):
             status = _scheduled_therapy(rules, rng, view, step, time)
             if status != STATUS_OK:
                 return status
-        status, end = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add,
-                                     step, model.mortality)
+        start_burden = _site_total(pop)
+        k_cap = min(dyn.max_block, _block_end(rules, clock, step, n_steps, record_every) - step)
+        span = _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, out.level,
+                           model.mortality, step, k_cap)
+        if span > 1:
+            end = time + span * dyn.dt
+            status = _advance_block(dyn, pop, rng, clock, birth_scale, death_add, pk, time,
+                                    span * dyn.dt)
+        else:
+            status, end = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale,
+                                         death_add, step, model.mortality)
         if status != STATUS_OK:
             return status
-        status = _end_of_step(dyn, pop, clock, out.level, model.mortality, step, end,
-                              record_every, n_steps)
+        status = _end_of_step(dyn, pop, clock, out.level, model.mortality, step + span - 1,
+                              end, span * dyn.dt, start_burden, record_every, n_steps)
         if status != STATUS_OK:
             return status
-        clock[cl.STEP] = step + 1
+        clock[cl.STEP] = step + span
+        pop.counters[COUNT_STEPS] += 1
     return STATUS_OK
