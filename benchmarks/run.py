@@ -136,7 +136,7 @@ def wide_scenario(cells: int, steps: int, lesions: int = WIDE_LESIONS, clones: i
         "seeding": {"rate": 0.0},
         "simulation": {
             "duration_days": duration, "dt_days": DT, "record_every_days": duration,
-            "growth_law": "exponential", "lethal_burden": 1e18, "max_lesions": lesions,
+            "growth_law": "exponential", "lethal_burden": 1e15, "max_lesions": lesions,
             "seed": SEED, "max_step_days": DT,  # fixed steps: the cost of one step is measured
         },
     })

@@ -7,7 +7,7 @@ PFS and OS, Fisher's exact test for objective response and for T790M at first pr
 Mann-Whitney for the lesions at diagnosis. With m tests in all, a p-value below 0.05 / m
 (Bonferroni) would be a difference.
 
-    python scripts/stepping_check.py [ENTRY ...] -n 1000 [--workers 2] [--out table.csv]
+    python scripts/stepping_check.py [ENTRY ...] -n 1000 [--workers 2] [--out table.csv] [--reference]
 """
 
 import argparse
@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out")
+    parser.add_argument("--reference", action="store_true",
+                        help="also print each entry's --compare-reference table (joined steps)")
     args = parser.parse_args()
     rows = []
     for entry in args.entries or [e for e in catalog_ids() if e.startswith("egfr-")]:
@@ -77,6 +79,10 @@ def main() -> None:
                                 workers=args.workers, settings=settings)
             timings[name] = time.perf_counter() - started
             tables[name] = result.endpoints
+            if name == "joined" and args.reference:
+                with pd.option_context("display.width", 250, "display.max_colwidth", 60):
+                    print(result.compare_reference().drop(columns="description", errors="ignore")
+                          .to_string(index=False), flush=True)
         print(f"{entry}: joined {timings['joined']:.0f} s, fixed {timings['fixed']:.0f} s", flush=True)
         for arm in tables["joined"]["arm"].unique():
             for row in compare(tables["joined"].query("arm == @arm"), tables["fixed"].query("arm == @arm")):
