@@ -8,7 +8,9 @@ time drawn within the step and lives out the rest of the step stochastically.
 
 A step runs in this order: a visit if one is due (measure, assess, decide), the actions
 decided, scheduled local therapy, the first line's start, the doses due, the drug effects
-averaged over the step, the cell dynamics, pharmacokinetics, and the death check. Everything
+averaged over the step, the cell dynamics, pharmacokinetics, and the death check. Between the
+clinic's events, steps of ``dt`` are joined into one where the rates allow (``_plan_block``):
+doses and pharmacokinetics still go step by step, the cells advance once at the average rates. Everything
 the loop needs to go on lives in ``Buffers``, so the kernel can stop at a visit, let a Python
 policy decide, and resume where it stopped.
 
