@@ -67,7 +67,8 @@ def history_model(scenario: Scenario, model: ModelArrays) -> ModelArrays:
         lethal_burden=math.inf, site_lethal_cells=np.full(n_sites, math.inf),
         stop_cells=float(history.diagnosis_cells), stop_clone=-1, hazard_per_day=0.0,
     )
-    return model._replace(dynamics=model.dynamics._replace(dt=dt), rules=rules,
+    dynamics = model.dynamics._replace(dt=dt, max_block=scenario.simulation.block_steps(dt))
+    return model._replace(dynamics=dynamics, rules=rules,
                           mortality=mortality, n_steps=n_steps, record_every=record_every)
 
 

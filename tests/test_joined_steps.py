@@ -74,3 +74,13 @@ def test_bad_stepping_fields_are_one_line_exit_2_and_write_nothing(tmp_path, fie
     assert f"simulation.{field}" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_history_joins_its_steps_up_to_the_longest_step_too():
+    """History steps of 7 days, joined at most 42 days at a time (6 steps), never 42 of them."""
+    from simulator import history
+    from simulator.lowering import lower
+
+    scenario = simulator.load_scenario("egfr-first-line-gefitinib")
+    grown = history.history_model(scenario, lower(scenario))
+    assert grown.dynamics.dt == 7.0 and grown.dynamics.max_block == 6
