@@ -30,9 +30,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from simulator.results import (CLINICAL_EVENTS, _html_card, clinical_event_columns, column_name,
+from simulator.results import (_html_card, build_result, clinical_event_columns, column_name,
                                endpoint_columns, endpoints_of, run_context, text_columns_as_strings)
-from simulator.runner import run_patient, simulate
+from simulator.runner import provenance, run_patient
 from simulator.scenario import (
     REFERENCE_METRICS,
     LINE_PFS_METRIC,
@@ -356,16 +356,13 @@ def _simulate_patients(task) -> tuple[list[dict], list[pd.DataFrame], dict]:
         for arm, layers in layers_by_arm.items():
             scenario_raw, drawn = draw_patient(resolved, resolved["cohort"], seed, patient, layers)
             scenario = validate_scenario(scenario_raw)
+            # Endpoints and events straight from the engine; the tables only when kept.
+            buffers, diagnosis = run_patient(scenario, seed, patient, keep_trajectory=keep_results)
+            endpoints = endpoints_of(scenario, buffers, diagnosis)
+            columns = clinical_event_columns(scenario, buffers)
             if keep_results:
-                result = simulate(scenario, seed=seed, replicate=patient)
-                kept[(patient, arm)] = result
-                endpoints = result.endpoints
-                clinical = result.events[result.events["kind"].isin(CLINICAL_EVENTS)]
-                columns = {name: list(clinical[name]) for name in _EVENT_COLUMNS[:5]}
-            else:  # no per-patient tables: endpoints and events straight from the engine
-                buffers, diagnosis = run_patient(scenario, seed, patient, keep_trajectory=False)
-                endpoints = endpoints_of(scenario, buffers, diagnosis)
-                columns = clinical_event_columns(scenario, buffers)
+                kept[(patient, arm)] = build_result(scenario, buffers,
+                                                    provenance(scenario, seed, patient), diagnosis)
             rows.append({"patient": patient, "arm": arm, **endpoint_columns(endpoints, lines), **drawn})
             for name, values in columns.items():
                 events[name].extend(values)

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 import simulator
 from simulator.cli import main
-from simulator.cohort import CLINICAL_EVENTS, draw_patient, patient_scenario, restricted_mean, run_cohort
+from simulator.cohort import draw_patient, patient_scenario, restricted_mean, run_cohort
+from simulator.results import CLINICAL_EVENTS
 from simulator.scenario import scenario_to_dict
 from simulator.results import write_table
 from simulator.sweep import SweepLock, plan_sweep, read_rows, run_sweep
@@ -179,7 +180,7 @@ def test_an_unwritable_out_is_refused_before_simulating(cli, tmp_path, command, 
         raise AssertionError("simulated before checking the output place")
 
     monkeypatch.setattr(simulator.runner, "simulate", never)
-    monkeypatch.setattr("simulator.cohort.simulate", never)
+    monkeypatch.setattr("simulator.cohort.run_patient", never)
     (tmp_path / "file").write_text("")
     result = invoke(cli, *command, "--out", tmp_path / "file" / "out")
     assert_one_line_error(result)

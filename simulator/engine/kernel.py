@@ -1029,13 +1029,10 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
         start = time + sub * dt
         step_drug_effects(drugs, pk, dt, birth_scale, death_add)
         step_switch_rates(drugs, pk, dt)
-        if not _rates_finite(clock, birth_scale, death_add):
-            return STATUS_NON_FINITE, start
-        for lesion in range(n_lesions):
-            status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, dt,
-                                     pk.switch_rate, pk.leave_rate)
-            if status != STATUS_OK:
-                return status, start + dt
+        status = _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, dt,
+                                  n_lesions)
+        if status != STATUS_OK:
+            return status, start + dt
         advance_pk(drugs, pk, dt)
         if n_sub > 1 and sub + 1 < n_sub and _stopping_size_reached(mortality, pop):
             return STATUS_OK, start + dt
@@ -1250,11 +1247,13 @@ def _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, level, morta
 
 
 @jit
-def _advance_block(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h):
-    """Cell dynamics of a joined step of ``h`` days at the rates ``_plan_block`` set."""
+def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h, n_lesions):
+    """Cell dynamics of the first ``n_lesions`` lesions over ``h`` days from day ``start`` at
+    the rates in ``birth_scale``, ``death_add`` and ``pk`` (lesions founded meanwhile are
+    advanced from their founding by ``_advance_lesion``)."""
     if not _rates_finite(clock, birth_scale, death_add):
         return STATUS_NON_FINITE
-    for lesion in range(pop.counters[COUNT_LESIONS]):
+    for lesion in range(n_lesions):
         status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, h,
                                  pk.switch_rate, pk.leave_rate)
         if status != STATUS_OK:
@@ -1275,9 +1274,8 @@ def _rates_finite(clock, birth_scale, death_add):
 
 
 @jit
-def _stopping_size(mortality, pop):
-    """How near the nearest stop is: the largest ratio of a size to its target, over the
-    stop size (total or one clone) and the lethal burden; >= 1 means reached."""
+def _stop_quantities(mortality, pop):
+    """The cells a stop looks at: (the total, the stop clone's total)."""
     total = 0.0
     chosen = 0.0
     for lesion in range(pop.counters[COUNT_LESIONS]):
@@ -1286,6 +1284,14 @@ def _stopping_size(mortality, pop):
             total += n
             if clone == mortality.stop_clone:
                 chosen += n
+    return total, chosen
+
+
+@jit
+def _stopping_size(mortality, pop):
+    """How near the nearest stop is: the largest ratio of a size to its target, over the
+    stop size (total or one clone) and the lethal burden; >= 1 means reached."""
+    total, chosen = _stop_quantities(mortality, pop)
     ratio = total / mortality.lethal_burden
     if mortality.stop_clone < 0:
         ratio = max(ratio, total / mortality.stop_cells)
@@ -1313,12 +1319,7 @@ def _substeps(dyn, drugs, pk, mortality, pop, birth_scale, death_add, dt):
     step_drug_effects(drugs, pk, dt, birth_scale, death_add)
     total_bound, chosen_bound = _bound_sizes(dyn, pop, birth_scale, death_add, dt,
                                              mortality.stop_clone, pk.site_bound)
-    total, chosen = 0.0, 0.0
-    for lesion in range(pop.counters[COUNT_LESIONS]):
-        for clone in range(pop.cells.shape[1]):
-            total += pop.cells[lesion, clone]
-            if clone == mortality.stop_clone:
-                chosen += pop.cells[lesion, clone]
+    total, chosen = _stop_quantities(mortality, pop)
     growth = total_bound / total if total > 0.0 else 1.0
     if chosen > 0.0:
         growth = max(growth, chosen_bound / chosen)
@@ -1447,8 +1448,8 @@ def simulate_kernel(model, rng, out):
                            model.mortality, step, k_cap)
         if span > 1:
             end = time + span * dyn.dt
-            status = _advance_block(dyn, pop, rng, clock, birth_scale, death_add, pk, time,
-                                    span * dyn.dt)
+            status = _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, time,
+                                      span * dyn.dt, pop.counters[COUNT_LESIONS])
         else:
             status, end = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale,
                                          death_add, step, model.mortality)
