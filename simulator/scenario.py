@@ -1216,13 +1216,17 @@ def validate_scenario(raw: dict) -> Scenario:
     return scenario
 
 
-def calibration_path(resolved: dict, path: str) -> tuple[str, str] | tuple[None, str]:
-    """Where a calibrated parameter lives: ``(cohort_key, field)`` for a field of a cohort
-    distribution (``cohort.parameters.lesions.primary.cells.T790M.median``: the distribution
-    of ``lesions.primary.cells.T790M``, its ``median``), else ``(None, path)`` for a path of
-    ``--set``. A path that names nothing is refused, naming ``calibration.parameters.PATH``."""
-    field = f"calibration.parameters.{path}"
-    prefix = "cohort.parameters."
+COHORT_FIELD_PREFIX = "cohort.parameters."
+
+
+def calibration_path(resolved: dict, path: str, field: str | None = None) -> tuple[str, str] | tuple[None, str]:
+    """Where a calibrated (or swept) parameter lives: ``(cohort_key, field)`` for a field of a
+    cohort distribution (``cohort.parameters.lesions.primary.cells.T790M.median``: the
+    distribution of ``lesions.primary.cells.T790M``, its ``median``), else ``(None, path)`` for
+    a path of ``--set``. A path that names nothing is refused, naming ``field`` (by default
+    ``calibration.parameters.PATH``)."""
+    field = field or f"calibration.parameters.{path}"
+    prefix = COHORT_FIELD_PREFIX
     if path.startswith(prefix):
         key, _, name = path.removeprefix(prefix).rpartition(".")
         distributions = resolved.get("cohort", {}).get("parameters", {})

@@ -50,9 +50,11 @@ from simulator.cohort import (
 )
 from simulator.results import text_columns_as_strings, _html_card, check_output_directory, run_context, write_table
 from simulator.scenario import (
+    COHORT_FIELD_PREFIX,
     Scenario,
     ScenarioError,
     _require_path,
+    calibration_path,
     get_path,
     parse_value,
     patient_raw,
@@ -196,19 +198,29 @@ def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str]
     scenario, user = with_settings(scenario, settings)
     resolved = scenario_to_dict(scenario)
     for path in points.columns:
-        _require_path(resolved, path, f"--grid {path}")
+        if is_cohort_field(path):
+            calibration_path(resolved, path, f"--grid {path}")
+        else:
+            _require_path(resolved, path, f"--grid {path}")
     layers_by_arm = arm_layers(scenario, arms, user)
     out = []
     for index, row in enumerate(points.itertuples(index=False)):
         overrides = {path: _plain(value) for path, value in zip(points.columns, row)}
         for path, value in overrides.items():
-            current = get_path(resolved, path)
+            current = _current_value(resolved, path)
             if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
                 if value.is_integer():
                     overrides[path] = int(value)
+        patient_settings = {p: v for p, v in overrides.items() if not is_cohort_field(p)}
+        try:
+            point_resolved = with_cohort_fields(resolved, overrides)
+            if point_resolved is not resolved:
+                validate_scenario(point_resolved)
+        except ScenarioError as error:
+            raise ScenarioError(f"point {index} ({_describe(overrides)}): {error}") from None
         for arm, layers in layers_by_arm.items():
             raw = patient_raw(resolved)
-            for _, values in [*layers, ("--grid", overrides)]:
+            for _, values in [*layers, ("--grid", patient_settings)]:
                 for path, value in values.items():
                     set_path(raw, path, value)
             try:
@@ -218,6 +230,32 @@ def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str]
                 raise ScenarioError(f"point {index} ({_describe(overrides)}): {error}{where}") from None
         out.append(overrides)
     return out
+
+
+def is_cohort_field(path: str) -> bool:
+    """A swept field of a cohort distribution (``cohort.parameters.PATH.FIELD``, e.g. its
+    median): it changes the population patients are drawn from, not each patient's value."""
+    return path.startswith(COHORT_FIELD_PREFIX)
+
+
+def _current_value(resolved: dict, path: str) -> Any:
+    if is_cohort_field(path):
+        key, name = calibration_path(resolved, path)
+        return resolved["cohort"]["parameters"][key][name]
+    return get_path(resolved, path)
+
+
+def with_cohort_fields(resolved: dict, overrides: dict) -> dict:
+    """The resolved scenario with a point's cohort-distribution fields set (``resolved``
+    itself when the point has none)."""
+    fields = {path: value for path, value in overrides.items() if is_cohort_field(path)}
+    if not fields:
+        return resolved
+    raw = json.loads(json.dumps(resolved))
+    for path, value in fields.items():
+        key, name = calibration_path(resolved, path)
+        raw["cohort"]["parameters"][key][name] = value
+    return raw
 
 
 def _plain(value: Any) -> Any:
@@ -263,15 +301,25 @@ class SweepPlan:
         spans = []
         for overrides in self.point_settings or [{}]:
             raw = patient_raw(resolved)
-            for path, value in {**self.settings, **overrides}.items():
+            for path, value in {**self.settings, **self.patient_settings(overrides)}.items():
                 set_path(raw, path, value)
             spans.append(float(raw["simulation"]["duration_days"]) - float(raw["therapy"]["start_day"]))
         return min(spans)
 
     def layers(self, point: int) -> dict[str, list[Layer]]:
-        """Each arm's settings for one point: the arm's, the user's, then the point's."""
+        """Each arm's settings for one point: the arm's, the user's, then the point's (its
+        patient parameters; its cohort fields are in :meth:`resolved_at`)."""
         _, user = with_settings(self.scenario, self.settings)
-        return arm_layers(self.scenario, self.arms, [*user, ("--grid", self.point_settings[point])])
+        point_layer = ("--grid", self.patient_settings(self.point_settings[point]))
+        return arm_layers(self.scenario, self.arms, [*user, point_layer])
+
+    @staticmethod
+    def patient_settings(overrides: dict) -> dict:
+        return {path: value for path, value in overrides.items() if not is_cohort_field(path)}
+
+    def resolved_at(self, point: int) -> dict:
+        """The resolved scenario patients of one point are drawn from (with its cohort fields)."""
+        return with_cohort_fields(scenario_to_dict(self.scenario), self.point_settings[point])
 
     @property
     def simulations(self) -> int:
@@ -343,7 +391,7 @@ def plan_sweep(scenario: Scenario, points: pd.DataFrame, replicates: int = 10,
 
 
 def _chunk_task(plan: SweepPlan, chunk: Chunk):
-    return (scenario_to_dict(plan.scenario), plan.layers(chunk.point), plan.seed, list(chunk.patients), False)
+    return (plan.resolved_at(chunk.point), plan.layers(chunk.point), plan.seed, list(chunk.patients), False)
 
 
 def _run_chunk(task) -> pd.DataFrame:

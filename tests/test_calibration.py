@@ -296,3 +296,54 @@ def test_bad_sensitivity_input_is_one_line_exit_2(tmp_path, param, expected):
     assert result.exit_code == 2, result.output
     assert expected in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+COHORT_MEDIAN = "cohort.parameters.lesions.primary.cells.resistant.median"
+
+
+def test_a_sweep_over_a_cohort_distribution_moves_the_population_not_the_patients(tmp_path):
+    """A swept median of a cohort distribution changes what every patient draws: with the
+    same random numbers at every point, each patient's resistant pool (lognormal: median times
+    exp(sigma z)) scales with the median, exactly up to the rounding of each pool to whole cells."""
+    path = write_scenario(tmp_path, {"median_pfs_months": (9.0, 11.0)}, "")
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(main, ["sweep", str(path), "--grid", f"{COHORT_MEDIAN}=1e5,1e7",
+                                       "--replicates", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    from simulator.sweep import open_sweep
+
+    rows = open_sweep(out).rows.sort_values(["point", "patient"])
+    pools = rows.pivot(index="patient", columns="point", values="lesions.primary.cells.resistant")
+    rounding = 100 * 0.5 + 0.5
+    assert np.all(np.abs(pools[1] - 100.0 * pools[0]) <= rounding), pools
+
+
+def test_sensitivity_ranks_a_cohort_distribution_field(tmp_path):
+    """The median of the resistant pool drawn per patient drives progression, so its index
+    is positive; the bystander's birth rate changes nothing and its index is exactly zero."""
+    path = write_scenario(tmp_path, {"median_pfs_months": (9.0, 11.0)}, "")
+    out = tmp_path / "sens"
+    result = CliRunner().invoke(main, ["sensitivity", str(path), "--param", f"{COHORT_MEDIAN}=log:1e4:1e8",
+                                       "--param", "clones.bystander.birth=0.05:0.2", "--method", "morris",
+                                       "--samples", "4", "--patients", "6", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    indices = pd.read_parquet(out / "indices.parquet")
+    table = indices[indices["index"] == "mu_star"].set_index("parameter")["value"]
+    assert table[COHORT_MEDIAN] > 0.0 and table["clones.bystander.birth"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "param, expected",
+    [
+        ("cohort.parameters.lesions.primary.cells.resistant.medain=1e5:1e7", "did you mean 'median'"),
+        ("cohort.parameters.lesions.primary.cells.resistant.sigma=-1:1", "sigma"),
+    ],
+)
+def test_bad_cohort_fields_in_a_sensitivity_are_one_line_exit_2(tmp_path, param, expected):
+    path = write_scenario(tmp_path, {"median_pfs_months": (9.0, 11.0)}, "")
+    out = tmp_path / "sens"
+    result = CliRunner().invoke(main, ["sensitivity", str(path), "--param", param, "--method", "morris",
+                                       "--samples", "2", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from simulator.engine.jit import jit
+from simulator.engine.jit import jit, jit_inline
 from simulator.engine.therapy import apply_local_therapy
 
 # RECIST 1.1 responses (codes stored in the observations).
@@ -288,7 +288,7 @@ def assess(clinic, out, visit):
     return response
 
 
-@jit
+@jit_inline
 def _push_action(out, kind, a, b):
     index = out.counters[5]
     if index < out.action_kind.size:

@@ -1,6 +1,6 @@
 """Event codes and the event log the kernel writes (time, kind, lesion, detail, value)."""
 
-from simulator.engine.jit import jit
+from simulator.engine.jit import jit_inline
 
 EVENT_CLONE_APPEARS = 0  # detail: clone type; value: cells
 EVENT_LESION_SEEDED = 1  # detail: clone type of the founder; value: parent lesion
@@ -34,7 +34,7 @@ EVENT_NAMES = {
 }
 
 
-@jit
+@jit_inline
 def log_event(out, time, kind, lesion, detail, value):
     """Append an event; False when the log is full (the run is redone with more room)."""
     index = out.counters[2]
