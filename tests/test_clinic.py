@@ -141,6 +141,49 @@ def test_a_new_lesion_is_progression_whatever_the_sum():
     assert cl.recist_response(10.0, 100.0, 10.0, 2, False, True, True) == cl.RESPONSE_PD
 
 
+@pytest.mark.parametrize(
+    "n_targets, any_progressing, growth, nadir, expected",
+    [
+        (0, True, 0.0, 0.0, True),  # no targets: any progressing lesion
+        (0, False, 0.0, 0.0, False),
+        (2, True, 6.0, 40.0, False),  # +6 mm of non-targets against a 40 mm target nadir
+        (2, True, 8.0, 40.0, True),  # exactly 20% of it
+        (2, True, 6.0, 0.0, True),  # targets gone: any unequivocal growth
+        (2, False, 0.0, 0.0, False),
+    ],
+)
+def test_non_target_progression_must_be_substantial_against_the_targets(n_targets, any_progressing, growth,
+                                                                         nadir, expected):
+    assert cl.non_target_unequivocal(n_targets, any_progressing, growth, nadir) == expected
+
+
+def test_unequivocal_non_target_progression_is_progression_while_targets_respond():
+    assert cl.recist_response(40.0, 100.0, 40.0, 2, False, False, True) == cl.RESPONSE_PD
+    assert cl.recist_response(40.0, 100.0, 40.0, 2, False, False, False) == cl.RESPONSE_PR
+
+
+def test_a_growing_non_target_lesion_ends_a_response_of_the_targets():
+    """Two responding lung targets and a third lung lesion (two targets per organ at most) of
+    resistant cells: the targets' sum keeps falling, but the third lesion's growth becomes
+    unequivocal and RECIST calls progression with no new lesion and no rise of the sum."""
+    raw = patient(**{"policy.oligoprogression.enabled": False, "monitoring.measurement_sd_mm": 0.0})
+    raw["lesions"] = {
+        "lung1": {"site": "lung", "carrying_capacity": 1e12, "cells": {"sensitive": 3e10}},
+        "lung2": {"site": "lung", "carrying_capacity": 1e12, "cells": {"sensitive": 2e10}},
+        "lung3": {"site": "lung", "carrying_capacity": 1e12, "cells": {"T790M": 5e9}},
+    }
+    raw["therapy"]["lines"]["gefitinib"].pop("on_mechanism")
+    result = run(raw)
+    visits = result.visits
+    assert visits["response"].iloc[0] == "baseline"
+    first_pd = visits.index[visits["response"] == "PD"][0]
+    before = visits.loc[:first_pd]
+    assert before["sum_diameters_mm"].is_monotonic_decreasing  # the targets never grew
+    progressing = kinds(result, "lesion_progressing")
+    at_pd = progressing[progressing["time"] == visits.loc[first_pd, "time"]]
+    assert list(at_pd["lesion"]) == ["lung3"]  # alone, seen at baseline: not a new lesion
+
+
 def test_target_lesions_at_most_five_and_two_per_organ():
     raw = patient(**{"monitoring.measurement_sd_mm": 0.0})
     raw["lesions"] = {

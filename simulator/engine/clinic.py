@@ -110,16 +110,17 @@ def diameter_mm(cells, cells_per_cm3):
 
 
 @jit
-def recist_response(sld, baseline, nadir, n_targets, targets_gone, new_lesion, lesion_progressing):
+def recist_response(sld, baseline, nadir, n_targets, targets_gone, new_lesion, non_target_progression):
     """RECIST 1.1 response of the target sum ``sld`` (mm) against ``baseline`` and ``nadir``.
 
-    Progression: the sum up >= 20% from the nadir and >= 5 mm, or an unequivocal new lesion;
-    without target lesions, a progressing lesion (``lesion_progressing``) also counts.
+    Progression: the sum up >= 20% from the nadir and >= 5 mm, an unequivocal new lesion, or
+    unequivocal progression of non-target disease (``non_target_progression``, see
+    :func:`non_target_unequivocal`).
     """
-    if new_lesion:
+    if new_lesion or non_target_progression:
         return RESPONSE_PD
     if n_targets == 0:
-        return RESPONSE_PD if lesion_progressing else RESPONSE_NON_CR_NON_PD
+        return RESPONSE_NON_CR_NON_PD
     if sld >= 1.2 * nadir * (1.0 - _RELATIVE_SLACK) and sld - nadir >= 5.0 - _RELATIVE_SLACK:
         return RESPONSE_PD
     if targets_gone:
@@ -127,6 +128,21 @@ def recist_response(sld, baseline, nadir, n_targets, targets_gone, new_lesion, l
     if sld <= 0.7 * baseline * (1.0 + _RELATIVE_SLACK):
         return RESPONSE_PR
     return RESPONSE_SD
+
+
+@jit
+def non_target_unequivocal(n_targets, any_progressing, non_target_growth_mm, target_nadir_mm):
+    """Unequivocal progression of non-target disease (RECIST 1.1, Eisenhauer 2009, 4.3.3).
+
+    Without target lesions, any progressing lesion. With targets, the worsening must be
+    substantial against the whole burden: the growth of the progressing non-target lesions
+    (mm over their own nadirs) at least 20% of the target sum's nadir, the growth that would be
+    progression had it happened in the targets. A small non-target lesion that grows by 20%
+    while the targets shrink is not progression.
+    """
+    if n_targets == 0:
+        return any_progressing
+    return non_target_growth_mm > 0.0 and non_target_growth_mm >= 0.2 * target_nadir_mm
 
 
 @jit
@@ -265,6 +281,7 @@ def assess(clinic, out, visit):
     targets_gone = True
     new_lesion = False
     any_progressing = False
+    non_target_growth = 0.0
     for lesion in range(n_lesions):
         diameter = out.obs_diameter[visit, lesion]
         seen = out.seen_at_baseline[lesion]
@@ -274,14 +291,17 @@ def assess(clinic, out, visit):
         if not seen:
             new_lesion = new_lesion or progressing
         else:
+            if progressing and not out.is_target[lesion]:
+                non_target_growth += diameter - out.lesion_nadir[lesion]
             out.lesion_nadir[lesion] = min(out.lesion_nadir[lesion], diameter)
         if out.is_target[lesion]:
             n_targets += 1
             sld += diameter
         # Complete response needs every lesion gone, targets and non-targets alike (RECIST 1.1).
         targets_gone = targets_gone and diameter == 0.0
+    non_target = non_target_unequivocal(n_targets, any_progressing, non_target_growth, out.level[NADIR_SLD])
     response = recist_response(sld, out.level[BASELINE_SLD], out.level[NADIR_SLD], n_targets,
-                               targets_gone, new_lesion, any_progressing)
+                               targets_gone, new_lesion, non_target)
     out.level[NADIR_SLD] = min(out.level[NADIR_SLD], sld)
     out.obs_sld[visit] = sld
     out.obs_response[visit] = response
