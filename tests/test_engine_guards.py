@@ -1,6 +1,7 @@
 """The engine stays finite at extreme but valid parameters, and says where it cannot."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,3 +51,23 @@ def test_a_non_finite_rate_is_reported_by_clone_site_and_day():
     buffers.clock[cl.BAD_SITE] = 0
     message = _non_finite_message(model, buffers, scenario)
     assert "clone 'sensitive'" in message and "site 'lung'" in message and "day 0" in message
+
+
+
+def test_compiled_kernels_are_cached_by_a_digest_of_every_engine_source(tmp_path):
+    """Numba checks only the file defining a cached function, but a kernel holds compiled
+    copies of helpers from the other engine files: the cache folder is named by a digest of all
+    of them, so an edit of any one starts from an empty cache instead of running stale code."""
+    import shutil
+
+    from simulator.engine import jit as engine_jit
+    from simulator.engine.kernel import simulate_kernel
+
+    assert Path(simulate_kernel._cache._cache_path).is_relative_to(engine_jit.engine_cache_dir())
+    copy = tmp_path / "engine"
+    shutil.copytree(engine_jit.ENGINE_SOURCES, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = engine_jit.engine_cache_dir(copy)
+    assert before.name == engine_jit.engine_cache_dir().name
+    with open(copy / "clinic.py", "a") as source:  # not the file that defines the kernel
+        source.write("\n# an edit\n")
+    assert engine_jit.engine_cache_dir(copy).name != before.name

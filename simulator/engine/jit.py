@@ -4,11 +4,37 @@
 ``error_model="numpy"`` makes division by zero give inf/nan instead of raising
 (kernels never raise user-facing errors); fastmath stays off so results are
 bit-reproducible across runs and machines with the same numba.
+
+The cache lives in a folder named by a digest of every engine source file. Numba checks only
+the file that defines a cached function, while a kernel holds compiled copies of the helpers
+it calls from other files: after an edit of ``clinic.py`` alone, ``simulate_kernel`` would load
+its old machine code and run the old rules. A new digest means a new, empty folder instead.
 """
+
+import hashlib
+import os
+from pathlib import Path
 
 import numba
 
 JIT_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
+
+
+ENGINE_SOURCES = Path(__file__).resolve().parent
+
+
+def engine_cache_dir(engine: Path = ENGINE_SOURCES) -> Path:
+    """Where compiled kernels are kept: under ``NUMBA_CACHE_DIR`` if set, else beside the
+    engine's sources, in a folder named by their digest."""
+    digest = hashlib.sha256(numba.__version__.encode())
+    for source in sorted(engine.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    root = Path(os.environ.get("NUMBA_CACHE_DIR") or engine / "__pycache__")
+    return root / f"engine-{digest.hexdigest()[:16]}"
+
+
+# Read by numba when each cached function is decorated, so it is set before any kernel is.
+numba.config.CACHE_DIR = str(engine_cache_dir())
 
 
 def jit(function):
