@@ -422,6 +422,13 @@ class CalibrationResult:
                                                      for v in q}} for name in self.problem.names])
 
 
+def format_progress(stats: dict) -> str:
+    """One line on a finished population (what ``calibrate``'s ``progress`` receives)."""
+    return (f"population {stats['population'] + 1}/{stats['populations']}: epsilon {stats['epsilon']:.4g}, "
+            f"acceptance {stats['acceptance']:.1%} ({stats['accepted']} of {stats['proposals']}), "
+            f"ESS {stats['ess']:.1f}, {stats['patients']} patients, {stats['seconds']:.1f} s")
+
+
 def calibrate(scenario: Scenario, out: str | Path, populations: int = 5, particles: int = 100,
               patients: int = 50, seed: int = 0, workers: int = 1, executor: str = "local",
               scheduler: str | None = None, settings: dict | None = None,

@@ -505,9 +505,7 @@ def calibrate(scenario, out, populations, particles, patients, seed, workers, ex
     warn_if_compiling()
 
     def report(stats: dict) -> None:
-        click.echo(f"population {stats['population'] + 1}/{stats['populations']}: epsilon {stats['epsilon']:.4g}, "
-                   f"acceptance {stats['acceptance']:.1%} ({stats['accepted']} of {stats['proposals']}), "
-                   f"ESS {stats['ess']:.1f}, {stats['patients']} patients, {stats['seconds']:.1f} s")
+        click.echo(calibration.format_progress(stats))
 
     try:
         result = calibration.calibrate(base, out, populations, particles, patients, seed, workers, executor,
