@@ -1,11 +1,16 @@
 """Scenario -> flat arrays for the engine. Nothing here draws a random number."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
 from simulator.engine.dynamics import GROWTH_LAW_CODES
-from simulator.engine.kernel import DrugArrays, Dynamics, ModelArrays, Mortality, Rules
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+from simulator.engine.kernel import DrugArrays, Dynamics, ModelArrays, Mortality
 from simulator.scenario import Scenario
 
 LN2 = math.log(2.0)
@@ -139,22 +144,6 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         for d in line.dosing
     ]
     item_line = np.array([i[0] for i in items], np.int64)
-    line_next = np.array(
-        [line_index[line.next] if line.next else (i + 1 if i + 1 < len(line_names) else -1)
-         for i, line in enumerate(scenario.therapy.lines.values())],
-        np.int64,
-    )
-    on_mechanism = np.full((len(line_names), len(mechanisms)), -1, np.int64)
-    for i, line in enumerate(scenario.therapy.lines.values()):
-        for mechanism, target in line.on_mechanism.items():
-            on_mechanism[i, mechanisms.index(mechanism)] = line_index[target]
-
-    modalities = list(scenario.local_therapy.values())
-    scheduled = sorted(
-        (steps(item.day), list(scenario.lesions).index(item.lesion), modality_index[item.modality])
-        for item in scenario.scheduled_local_therapy
-    )
-    monitoring, policy = scenario.monitoring, scenario.policy
     drug_arrays = DrugArrays(
         drug_absorption=absorption,
         drug_elimination=elimination,
@@ -180,62 +169,8 @@ def lower_clinic(scenario: Scenario, sites: list[str], steps) -> tuple[DrugArray
         switch_ec50=np.zeros(0),
         switch_hill=np.zeros(0),
     )
-    rules = Rules(
-        line_next=line_next,
-        line_on_mechanism=on_mechanism,
-        clone_mechanism=np.array(
-            [mechanisms.index(c.resistance) if c.resistance else -1 for c in scenario.clones.values()],
-            np.int64,
-        ),
-        modality_kill=np.array(
-            [[m.site_kill_fraction.get(site, m.kill_fraction) for site in sites] for m in modalities],
-            np.float64,
-        ).reshape(len(modalities), len(sites)),
-        modality_failure=np.array([m.failure_probability for m in modalities], np.float64),
-        modality_failure_kill=np.array([m.kill_fraction_on_failure for m in modalities], np.float64),
-        modality_max_courses=np.array([m.max_courses_per_lesion for m in modalities], np.int64),
-        scheduled_step=np.array([s[0] for s in scheduled], np.int64),
-        scheduled_lesion=np.array([s[1] for s in scheduled], np.int64),
-        scheduled_modality=np.array([s[2] for s in scheduled], np.int64),
-        therapy_start_step=steps(scenario.therapy.start_day),
-        first_line=line_index.get(scenario.therapy.first_line, 0),
-        visit_every_steps=steps(monitoring.visit_every_days) if monitoring.enabled else 0,
-        external_policy=False,
-        cells_per_cm3=float(monitoring.cells_per_cm3),
-        detection_limit_mm=float(monitoring.detection_limit_mm),
-        measurable_mm=float(monitoring.measurable_mm),
-        measurement_sd_mm=float(monitoring.measurement_sd_mm),
-        marker_per_cell=float(monitoring.marker_per_1e9_cells) / 1e9,
-        marker_background=float(monitoring.marker_background),
-        marker_cv=float(monitoring.marker_cv),
-        ctdna_shed=float(monitoring.ctdna_shed_per_death),
-        ctdna_elimination=float(monitoring.ctdna_elimination_per_day),
-        blood_fraction=float(monitoring.blood_fraction_sampled),
-        ctdna_min_copies=int(monitoring.ctdna_min_copies),
-        biopsy_min_fraction=float(monitoring.biopsy_min_fraction),
-        oligo_enabled=bool(policy.oligoprogression.enabled),
-        oligo_max_lesions=int(policy.oligoprogression.max_lesions),
-        oligo_modality=modality_index[policy.oligoprogression.modality],
-        oligo_max_rounds=int(policy.oligoprogression.max_rounds),
-        unfit_per_line=float(scenario.fitness.unfit_per_line),
-        unfit_burden_cells=float(scenario.fitness.unfit_burden_cells),
-        switch_enabled=bool(policy.switch_on_progression),
-        holiday_enabled=bool(policy.holiday.enabled),
-        holiday_min_visits=int(policy.holiday.min_visits),
-        holiday_max_sum_mm=float(policy.holiday.max_sum_mm),
-        holiday_restart_rise=float(policy.holiday.restart_marker_rise),
-        holiday_line=_line_mask(policy.holiday.lines, line_names, scenario.therapy.first_line),
-        adaptive_enabled=bool(policy.adaptive.enabled),
-        adaptive_stop=float(policy.adaptive.stop_fraction),
-        adaptive_restart=float(policy.adaptive.restart_fraction),
-        adaptive_line=_line_mask(policy.adaptive.lines, line_names, scenario.therapy.first_line),
-        consolidation_enabled=bool(policy.consolidation.enabled),
-        consolidation_max_lesions=int(policy.consolidation.max_lesions),
-        consolidation_after_steps=steps(policy.consolidation.after_days),
-        consolidation_modality=modality_index[policy.consolidation.modality],
-        consolidation_primary_modality=modality_index[policy.consolidation.primary_modality],
-        primary_site=sites.index(next(iter(scenario.lesions.values())).site),
-    )
+    context = RulesContext(scenario, sites, steps, line_names, line_index, mechanisms, modality_index)
+    rules = Rules(**{name: lower_field(context) for name, lower_field in RULE_FIELDS.items()})
     return drug_arrays, rules
 
 
@@ -243,3 +178,121 @@ def _line_mask(named: list[str], line_names: list[str], first_line: str | None) 
     """Which lines a rule applies on: those it names, or else the first line given."""
     chosen = named or [first_line or (line_names[0] if line_names else None)]
     return np.array([name in chosen for name in line_names], np.bool_)
+
+
+# --- the clinic's rules: one record, each field lowered in one place -------------------------
+
+
+@dataclass(frozen=True)
+class RulesContext:
+    """What the rules' fields are lowered from: the scenario and its names as indices."""
+
+    scenario: Scenario
+    sites: list[str]
+    steps: Callable[[float], int]  # days -> steps of dt
+    line_names: list[str]
+    line_index: dict[str, int]
+    mechanisms: list[str]
+    modality_index: dict[str, int]
+
+    @property
+    def modalities(self) -> list:
+        return list(self.scenario.local_therapy.values())
+
+    @property
+    def monitoring(self):
+        return self.scenario.monitoring
+
+    @property
+    def policy(self):
+        return self.scenario.policy
+
+    def scheduled(self, column: int) -> np.ndarray:
+        """Scheduled local therapy sorted by step: 0 step, 1 lesion, 2 modality."""
+        lesions = list(self.scenario.lesions)
+        rows = sorted((self.steps(item.day), lesions.index(item.lesion), self.modality_index[item.modality])
+                      for item in self.scenario.scheduled_local_therapy)
+        return np.array([row[column] for row in rows], np.int64)
+
+    def lines(self, rule_lines: list[str]) -> np.ndarray:
+        return _line_mask(rule_lines, self.line_names, self.scenario.therapy.first_line)
+
+
+def _line_next(c: RulesContext) -> np.ndarray:
+    lines = list(c.scenario.therapy.lines.values())
+    return np.array([c.line_index[line.next] if line.next else (i + 1 if i + 1 < len(lines) else -1)
+                     for i, line in enumerate(lines)], np.int64)
+
+
+def _line_on_mechanism(c: RulesContext) -> np.ndarray:
+    table = np.full((len(c.line_names), len(c.mechanisms)), -1, np.int64)
+    for i, line in enumerate(c.scenario.therapy.lines.values()):
+        for mechanism, target in line.on_mechanism.items():
+            table[i, c.mechanisms.index(mechanism)] = c.line_index[target]
+    return table
+
+
+# Every field of the engine's ``Rules`` record and how it is lowered; the record is built from
+# this table, so a new rule parameter is a scenario field, a line here and its use in a rule.
+# Counts of steps are in steps of ``dt``; [N] lines, [M] mechanisms, [K] clones, [Q] local
+# therapy modalities, [S] sites, [P] scheduled local therapies.
+RULE_FIELDS: dict[str, Callable[[RulesContext], Any]] = {
+    "line_next": _line_next,  # [N] -1: none
+    "line_on_mechanism": _line_on_mechanism,  # [N, M] -1: none
+    "clone_mechanism": lambda c: np.array(  # [K] -1: none
+        [c.mechanisms.index(k.resistance) if k.resistance else -1 for k in c.scenario.clones.values()], np.int64),
+    "modality_kill": lambda c: np.array(  # [Q, S]
+        [[m.site_kill_fraction.get(site, m.kill_fraction) for site in c.sites] for m in c.modalities],
+        np.float64).reshape(len(c.modalities), len(c.sites)),
+    "modality_failure": lambda c: np.array([m.failure_probability for m in c.modalities], np.float64),
+    "modality_failure_kill": lambda c: np.array([m.kill_fraction_on_failure for m in c.modalities], np.float64),
+    "modality_max_courses": lambda c: np.array(  # [Q] courses per lesion, 0: no limit
+        [m.max_courses_per_lesion for m in c.modalities], np.int64),
+    "scheduled_step": lambda c: c.scheduled(0),  # [P] sorted
+    "scheduled_lesion": lambda c: c.scheduled(1),
+    "scheduled_modality": lambda c: c.scheduled(2),
+    "therapy_start_step": lambda c: c.steps(c.scenario.therapy.start_day),
+    "first_line": lambda c: c.line_index.get(c.scenario.therapy.first_line, 0),
+    "visit_every_steps": lambda c: c.steps(c.monitoring.visit_every_days) if c.monitoring.enabled else 0,
+    "external_policy": lambda c: False,  # stop at each visit for a Python policy (set by the runner)
+    "cells_per_cm3": lambda c: float(c.monitoring.cells_per_cm3),
+    "detection_limit_mm": lambda c: float(c.monitoring.detection_limit_mm),
+    "measurable_mm": lambda c: float(c.monitoring.measurable_mm),
+    "measurement_sd_mm": lambda c: float(c.monitoring.measurement_sd_mm),
+    "marker_per_cell": lambda c: float(c.monitoring.marker_per_1e9_cells) / 1e9,
+    "marker_background": lambda c: float(c.monitoring.marker_background),
+    "marker_cv": lambda c: float(c.monitoring.marker_cv),
+    "ctdna_shed": lambda c: float(c.monitoring.ctdna_shed_per_death),
+    "ctdna_elimination": lambda c: float(c.monitoring.ctdna_elimination_per_day),
+    "blood_fraction": lambda c: float(c.monitoring.blood_fraction_sampled),
+    "ctdna_min_copies": lambda c: int(c.monitoring.ctdna_min_copies),
+    "biopsy_min_fraction": lambda c: float(c.monitoring.biopsy_min_fraction),
+    "oligo_enabled": lambda c: bool(c.policy.oligoprogression.enabled),
+    "oligo_max_lesions": lambda c: int(c.policy.oligoprogression.max_lesions),
+    "oligo_modality": lambda c: c.modality_index[c.policy.oligoprogression.modality],
+    "oligo_max_rounds": lambda c: int(c.policy.oligoprogression.max_rounds),  # 0: no limit
+    # Fall in log P(fit for a next line) per line received, and cells per unit fall.
+    "unfit_per_line": lambda c: float(c.scenario.fitness.unfit_per_line),
+    "unfit_burden_cells": lambda c: float(c.scenario.fitness.unfit_burden_cells),
+    "switch_enabled": lambda c: bool(c.policy.switch_on_progression),
+    "holiday_enabled": lambda c: bool(c.policy.holiday.enabled),
+    "holiday_min_visits": lambda c: int(c.policy.holiday.min_visits),
+    "holiday_max_sum_mm": lambda c: float(c.policy.holiday.max_sum_mm),
+    "holiday_restart_rise": lambda c: float(c.policy.holiday.restart_marker_rise),
+    "holiday_line": lambda c: c.lines(c.policy.holiday.lines),  # [N] the rule applies on this line
+    "adaptive_enabled": lambda c: bool(c.policy.adaptive.enabled),
+    "adaptive_stop": lambda c: float(c.policy.adaptive.stop_fraction),
+    "adaptive_restart": lambda c: float(c.policy.adaptive.restart_fraction),
+    "adaptive_line": lambda c: c.lines(c.policy.adaptive.lines),  # [N]
+    "consolidation_enabled": lambda c: bool(c.policy.consolidation.enabled),
+    "consolidation_max_lesions": lambda c: int(c.policy.consolidation.max_lesions),
+    "consolidation_after_steps": lambda c: c.steps(c.policy.consolidation.after_days),
+    "consolidation_modality": lambda c: c.modality_index[c.policy.consolidation.modality],
+    "consolidation_primary_modality": lambda c: c.modality_index[c.policy.consolidation.primary_modality],
+    "primary_site": lambda c: c.sites.index(next(iter(c.scenario.lesions.values())).site),
+}
+
+# The record the kernel's rules read (``model.rules.NAME``): a named tuple of numbers and
+# arrays, passed by value.
+Rules = NamedTuple("Rules", [(name, Any) for name in RULE_FIELDS])
+Rules.__doc__ = "Lines, local therapy, monitoring and the built-in rules, as numbers (see RULE_FIELDS)."

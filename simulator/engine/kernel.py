@@ -87,7 +87,7 @@ COUNT_COMPARTMENT_STEPS = 9  # (lesion, clone) compartments advanced, summed ove
 COUNT_LINEAGES = 10  # groups of cells advanced: compartments and the cells born within steps
 N_COUNTERS = 11
 
-__all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Rules", "Buffers",
+__all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Buffers",
            "simulate_kernel"]
 
 # Near a stopping size, sub-steps let a population grow by at most this fraction each, which
@@ -160,60 +160,6 @@ class DrugArrays(NamedTuple):
     switch_hill: np.ndarray  # [Es]
 
 
-class Rules(NamedTuple):
-    """Lines, local therapy, monitoring and the built-in rules, as numbers (see ``lowering``,
-    which names the scenario field of each). Counts of steps are in steps of ``dt``."""
-
-    line_next: np.ndarray  # [N] -1: none
-    line_on_mechanism: np.ndarray  # [N, M] -1: none
-    clone_mechanism: np.ndarray  # [K] -1: none
-    modality_kill: np.ndarray  # [Q, S]
-    modality_failure: np.ndarray  # [Q]
-    modality_failure_kill: np.ndarray  # [Q]
-    modality_max_courses: np.ndarray  # [Q] courses per lesion, 0: no limit
-    scheduled_step: np.ndarray  # [P] sorted
-    scheduled_lesion: np.ndarray
-    scheduled_modality: np.ndarray
-    therapy_start_step: int
-    first_line: int
-    visit_every_steps: int  # 0: no visits
-    external_policy: bool  # stop at each visit for a Python policy
-    cells_per_cm3: float
-    detection_limit_mm: float
-    measurable_mm: float
-    measurement_sd_mm: float
-    marker_per_cell: float
-    marker_background: float
-    marker_cv: float
-    ctdna_shed: float
-    ctdna_elimination: float
-    blood_fraction: float
-    ctdna_min_copies: int
-    biopsy_min_fraction: float
-    oligo_enabled: bool
-    oligo_max_lesions: int
-    oligo_modality: int
-    oligo_max_rounds: int  # 0: no limit
-    unfit_per_line: float  # fall in log P(fit for a next line) per line received
-    unfit_burden_cells: float  # cells per unit fall in log P(fit)
-    switch_enabled: bool
-    holiday_enabled: bool
-    holiday_min_visits: int
-    holiday_max_sum_mm: float
-    holiday_restart_rise: float
-    holiday_line: np.ndarray  # [N] the rule applies on this line
-    adaptive_enabled: bool
-    adaptive_stop: float
-    adaptive_restart: float
-    adaptive_line: np.ndarray  # [N]
-    consolidation_enabled: bool
-    consolidation_max_lesions: int
-    consolidation_after_steps: int
-    consolidation_modality: int
-    consolidation_primary_modality: int
-    primary_site: int
-
-
 class Mortality(NamedTuple):
     """When the patient dies (see ``scenario.Mortality``)."""
 
@@ -237,7 +183,7 @@ class ModelArrays(NamedTuple):
 
     dynamics: Dynamics
     drugs: DrugArrays
-    rules: Rules
+    rules: tuple  # lowering.Rules: the clinic's numbers, one field per row of lowering.RULE_FIELDS
     mortality: Mortality
     initial_cells: np.ndarray  # [L0, K] int64
     lesion_site: np.ndarray  # [L0] site index
