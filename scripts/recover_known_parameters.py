@@ -22,7 +22,7 @@ import time
 import simulator
 from simulator import calibration
 from simulator.cohort import observed_metric, run_cohort
-from simulator.scenario import calibration_path, get_path, scenario_to_dict, validate_scenario
+from simulator.scenario import parameter_value, scenario_to_dict, validate_scenario
 
 SCENARIO = "egfr-first-line-gefitinib"
 TRUTH_SEED = 7
@@ -39,10 +39,7 @@ args = parser.parse_args()
 started = time.perf_counter()
 scenario = simulator.load_scenario(SCENARIO)
 resolved = scenario_to_dict(scenario)
-truth = {}
-for path in scenario.calibration.parameters:
-    key, name = calibration_path(resolved, path)
-    truth[path] = resolved["cohort"]["parameters"][key][name] if key else get_path(resolved, path)
+truth = {path: parameter_value(resolved, path) for path in scenario.calibration.parameters}
 
 cohort = run_cohort(scenario, n=args.cohort, seed=TRUTH_SEED, workers=args.workers)
 scan_months = scenario.monitoring.visit_every_days / 30.4375

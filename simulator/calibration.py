@@ -34,11 +34,13 @@ from simulator.scenario import (
     ScenarioError,
     calibration_path,
     distribution_extremes,
-    get_path,
+    is_cohort_field,
+    parameter_value,
     patient_raw,
     scenario_to_dict,
     set_path,
     validate_scenario,
+    with_cohort_fields,
 )
 
 HISTORY = "history.sqlite"
@@ -149,21 +151,11 @@ def particle_scenario(scenario: Scenario, values: dict[str, float],
     field of a cohort distribution changes the scenario's ``[cohort]`` itself.
     """
     resolved = scenario_to_dict(scenario) if resolved is None else resolved
-    cohort_changes, settings = {}, {}
-    for path, value in values.items():
-        key, name = calibration_path(resolved, path)
-        current = get_path(resolved, path) if key is None else resolved["cohort"]["parameters"][key][name]
-        if isinstance(current, int) and not isinstance(current, bool):
-            value = int(round(value))
-        if key is None:
-            settings[path] = value
-        else:
-            cohort_changes[(key, name)] = value
-    if cohort_changes:
-        raw = json.loads(json.dumps(resolved))
-        for (key, name), value in cohort_changes.items():
-            raw["cohort"]["parameters"][key][name] = value
-        scenario = validate_scenario(raw)
+    values = {path: _as_current(resolved, path, value) for path, value in values.items()}
+    settings = {path: value for path, value in values.items() if not is_cohort_field(path)}
+    moved = with_cohort_fields(resolved, values)
+    if moved is not resolved:
+        scenario = validate_scenario(moved)
     # The patient scenario with the settings must be valid too (the cohort checks each patient).
     patient = patient_raw(resolved)
     for path, value in settings.items():
@@ -664,7 +656,7 @@ def calibrated_toml(result: CalibrationResult, source: str | None, provenance: d
         raw["description"] = "Calibrated: " + result.problem.scenario.description
         for name in result.problem.names:
             key, field = calibration_path(resolved, name)
-            value = _as_current(resolved, name, key, field, _plain(medians[name]))
+            value = _as_current(resolved, name, _plain(medians[name]))
             if key is None:
                 set_path(raw, name, value)
             else:
@@ -678,7 +670,7 @@ def calibrated_toml(result: CalibrationResult, source: str | None, provenance: d
     top_level: dict[str, Any] = {}
     for name in result.problem.names:
         key, field = calibration_path(resolved, name)
-        value = _as_current(resolved, name, key, field, _plain(medians[name]))
+        value = _as_current(resolved, name, _plain(medians[name]))
         if key is not None:
             lines.append(f"cohort.parameters.{json.dumps(key)}.{_toml_key(field)} = {_toml_value(value)}")
             continue
@@ -694,9 +686,9 @@ def calibrated_toml(result: CalibrationResult, source: str | None, provenance: d
     return "\n".join(lines) + "\n"
 
 
-def _as_current(resolved: dict, path: str, key: str | None, field: str, value: float) -> Any:
+def _as_current(resolved: dict, path: str, value: float) -> Any:
     """``value`` rounded to a whole number where the scenario holds one."""
-    current = get_path(resolved, path) if key is None else resolved["cohort"]["parameters"][key][field]
+    current = parameter_value(resolved, path)
     return int(round(value)) if isinstance(current, int) and not isinstance(current, bool) else value
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from simulator.engine.dynamics import GROWTH_LAW_CODES
-from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
-
 from simulator.engine.kernel import DrugArrays, Dynamics, ModelArrays, Mortality
 from simulator.scenario import Scenario
 
@@ -207,12 +207,15 @@ class RulesContext:
     def policy(self):
         return self.scenario.policy
 
+    @cached_property
+    def _scheduled_rows(self) -> list[tuple[int, int, int]]:
+        lesions = list(self.scenario.lesions)
+        return sorted((self.steps(item.day), lesions.index(item.lesion), self.modality_index[item.modality])
+                      for item in self.scenario.scheduled_local_therapy)
+
     def scheduled(self, column: int) -> np.ndarray:
         """Scheduled local therapy sorted by step: 0 step, 1 lesion, 2 modality."""
-        lesions = list(self.scenario.lesions)
-        rows = sorted((self.steps(item.day), lesions.index(item.lesion), self.modality_index[item.modality])
-                      for item in self.scenario.scheduled_local_therapy)
-        return np.array([row[column] for row in rows], np.int64)
+        return np.array([row[column] for row in self._scheduled_rows], np.int64)
 
     def lines(self, rule_lines: list[str]) -> np.ndarray:
         return _line_mask(rule_lines, self.line_names, self.scenario.therapy.first_line)

@@ -12,6 +12,7 @@ dotted path such as ``clones.T790M.birth`` or ``lesions.primary.cells.sensitive`
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 import tomllib
@@ -1245,6 +1246,31 @@ def calibration_path(resolved: dict, path: str, field: str | None = None) -> tup
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ScenarioError(f"{field}: must name a number, got {value!r}")
     return None, path
+
+
+def is_cohort_field(path: str) -> bool:
+    """A field of a cohort distribution (``cohort.parameters.PATH.FIELD``, e.g. its median): it
+    moves the population patients are drawn from, not each patient's value."""
+    return path.startswith(COHORT_FIELD_PREFIX)
+
+
+def parameter_value(resolved: dict, path: str) -> Any:
+    """The value a calibrated or swept ``path`` has in ``resolved`` (see :func:`calibration_path`)."""
+    key, name = calibration_path(resolved, path)
+    return get_path(resolved, path) if key is None else resolved["cohort"]["parameters"][key][name]
+
+
+def with_cohort_fields(resolved: dict, values: dict) -> dict:
+    """``resolved`` with the cohort-distribution fields among ``values`` set (``resolved``
+    itself, not a copy, when there are none); other paths are left to the patients' settings."""
+    fields = {path: value for path, value in values.items() if is_cohort_field(path)}
+    if not fields:
+        return resolved
+    raw = json.loads(json.dumps(resolved))
+    for path, value in fields.items():
+        key, name = calibration_path(resolved, path)
+        raw["cohort"]["parameters"][key][name] = value
+    return raw
 
 
 def _check_extremes(scenario: Scenario, resolved: dict) -> None:

@@ -50,17 +50,18 @@ from simulator.cohort import (
 )
 from simulator.results import text_columns_as_strings, _html_card, check_output_directory, run_context, write_table
 from simulator.scenario import (
-    COHORT_FIELD_PREFIX,
     Scenario,
     ScenarioError,
     _require_path,
     calibration_path,
-    get_path,
+    is_cohort_field,
+    parameter_value,
     parse_value,
     patient_raw,
     scenario_to_dict,
     set_path,
     validate_scenario,
+    with_cohort_fields,
 )
 
 MANIFEST_VERSION = 2
@@ -207,11 +208,10 @@ def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str]
     for index, row in enumerate(points.itertuples(index=False)):
         overrides = {path: _plain(value) for path, value in zip(points.columns, row)}
         for path, value in overrides.items():
-            current = _current_value(resolved, path)
+            current = parameter_value(resolved, path)
             if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
                 if value.is_integer():
                     overrides[path] = int(value)
-        patient_settings = {p: v for p, v in overrides.items() if not is_cohort_field(p)}
         try:
             point_resolved = with_cohort_fields(resolved, overrides)
             if point_resolved is not resolved:
@@ -220,7 +220,7 @@ def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str]
             raise ScenarioError(f"point {index} ({_describe(overrides)}): {error}") from None
         for arm, layers in layers_by_arm.items():
             raw = patient_raw(resolved)
-            for _, values in [*layers, ("--grid", patient_settings)]:
+            for _, values in [*layers, ("--grid", patient_settings(overrides))]:
                 for path, value in values.items():
                     set_path(raw, path, value)
             try:
@@ -232,30 +232,10 @@ def point_settings(scenario: Scenario, points: pd.DataFrame, arms: Sequence[str]
     return out
 
 
-def is_cohort_field(path: str) -> bool:
-    """A swept field of a cohort distribution (``cohort.parameters.PATH.FIELD``, e.g. its
-    median): it changes the population patients are drawn from, not each patient's value."""
-    return path.startswith(COHORT_FIELD_PREFIX)
-
-
-def _current_value(resolved: dict, path: str) -> Any:
-    if is_cohort_field(path):
-        key, name = calibration_path(resolved, path)
-        return resolved["cohort"]["parameters"][key][name]
-    return get_path(resolved, path)
-
-
-def with_cohort_fields(resolved: dict, overrides: dict) -> dict:
-    """The resolved scenario with a point's cohort-distribution fields set (``resolved``
-    itself when the point has none)."""
-    fields = {path: value for path, value in overrides.items() if is_cohort_field(path)}
-    if not fields:
-        return resolved
-    raw = json.loads(json.dumps(resolved))
-    for path, value in fields.items():
-        key, name = calibration_path(resolved, path)
-        raw["cohort"]["parameters"][key][name] = value
-    return raw
+def patient_settings(overrides: dict) -> dict:
+    """A point's patient parameters (its cohort fields go into the scenario: see
+    :meth:`SweepPlan.resolved_at`)."""
+    return {path: value for path, value in overrides.items() if not is_cohort_field(path)}
 
 
 def _plain(value: Any) -> Any:
@@ -301,7 +281,7 @@ class SweepPlan:
         spans = []
         for overrides in self.point_settings or [{}]:
             raw = patient_raw(resolved)
-            for path, value in {**self.settings, **self.patient_settings(overrides)}.items():
+            for path, value in {**self.settings, **patient_settings(overrides)}.items():
                 set_path(raw, path, value)
             spans.append(float(raw["simulation"]["duration_days"]) - float(raw["therapy"]["start_day"]))
         return min(spans)
@@ -310,12 +290,8 @@ class SweepPlan:
         """Each arm's settings for one point: the arm's, the user's, then the point's (its
         patient parameters; its cohort fields are in :meth:`resolved_at`)."""
         _, user = with_settings(self.scenario, self.settings)
-        point_layer = ("--grid", self.patient_settings(self.point_settings[point]))
+        point_layer = ("--grid", patient_settings(self.point_settings[point]))
         return arm_layers(self.scenario, self.arms, [*user, point_layer])
-
-    @staticmethod
-    def patient_settings(overrides: dict) -> dict:
-        return {path: value for path, value in overrides.items() if not is_cohort_field(path)}
 
     def resolved_at(self, point: int) -> dict:
         """The resolved scenario patients of one point are drawn from (with its cohort fields)."""
