@@ -595,6 +595,8 @@ def observed_metric(metric: str, table: pd.DataFrame) -> tuple[float, float, flo
         return median_survival(table["os_days"] / DAYS_PER_MONTH, table["died"])
     if metric == "objective_response":
         return proportion_ci(int(table["best_response"].isin(["CR", "PR"]).sum()), n)
+    if metric == "complete_response":
+        return proportion_ci(int((table["best_response"] == "CR").sum()), n)
     if metric == "pd_best_response":
         return proportion_ci(int((table["best_response"] == "PD").sum()), n)
     if metric == "progressed_by_3_months":

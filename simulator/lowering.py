@@ -63,6 +63,8 @@ def lower(scenario: Scenario) -> ModelArrays:
         dt=float(simulation.dt_days),
         max_block=simulation.block_steps(),
         step_tolerance=float(simulation.step_tolerance),
+        residual_fraction=float(scenario.monitoring.residual_fraction),
+        residual_clearance=LN2 / scenario.monitoring.residual_half_life_days,
     )
     drugs, rules = lower_clinic(scenario, list(site_names),
                                 lambda days: int(round(days / simulation.dt_days)))
@@ -251,6 +253,9 @@ RULE_FIELDS: dict[str, Callable[[RulesContext], Any]] = {
     "modality_failure_kill": lambda c: np.array([m.kill_fraction_on_failure for m in c.modalities], np.float64),
     "modality_max_courses": lambda c: np.array(  # [Q] courses per lesion, 0: no limit
         [m.max_courses_per_lesion for m in c.modalities], np.int64),
+    "modality_removes": lambda c: np.array([m.removes_tissue for m in c.modalities], np.bool_),  # [Q]
+    "modality_residual": lambda c: np.array(  # [Q] share of the killed cells' volume left as residual tissue
+        [0.0 if m.removes_tissue else c.monitoring.residual_fraction for m in c.modalities], np.float64),
     "scheduled_step": lambda c: c.scheduled(0),  # [P] sorted
     "scheduled_lesion": lambda c: c.scheduled(1),
     "scheduled_modality": lambda c: c.scheduled(2),

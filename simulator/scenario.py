@@ -393,12 +393,16 @@ class Modality(Strict):
             "an irradiated lesion limits re-irradiation, so 1 is the default for every modality."
         ),
     )
+    removes_tissue: Boolean = Field(
+        False, description="The treated tissue leaves the body (surgery): the lesion keeps no residual "
+        "tissue of the cells killed, and loses that share of what it had (see monitoring.residual_fraction)."
+    )
 
 
 def _default_modalities() -> dict[str, Modality]:
     # Gan 2014: high-dose SBRT controls 85-100% of treated lesions at 12 months.
     return {
-        "surgery": Modality(kill_fraction=0.99999, failure_probability=0.05),
+        "surgery": Modality(kill_fraction=0.99999, failure_probability=0.05, removes_tissue=True),
         "radiotherapy": Modality(kill_fraction=0.9999, failure_probability=0.1),
         "ablation": Modality(kill_fraction=0.9999, failure_probability=0.15),
     }
@@ -456,6 +460,14 @@ class Monitoring(Strict):
     )
     biopsy_min_fraction: Probability = Field(
         0.05, description="Fraction of a lesion a genotype needs to be found at re-biopsy (0 to 1)."
+    )
+    residual_fraction: Probability = Field(
+        0.0, description="Fraction of the volume of cells killed by a drug or by local therapy that "
+        "stays in the lesion as residual tissue (necrosis, fibrosis), seen on CT until it resolves "
+        "(0 to 1; 0: a CT sees only living tumour cells)."
+    )
+    residual_half_life_days: HalfLife = Field(
+        90.0, description="Half-life of residual tissue, days (1e-3 to 36525)."
     )
 
 
@@ -798,6 +810,7 @@ REFERENCE_METRICS = {
     "median_pfs_months": "median progression-free survival (Kaplan-Meier), months",
     "median_os_months": "median overall survival (Kaplan-Meier), months",
     "objective_response": "fraction with best response CR or PR",
+    "complete_response": "fraction with best response CR (every lesion gone on CT)",
     "pd_best_response": "fraction with progression as best response",
     "progressed_by_3_months": "fraction progressed within 3 months",
     "t790m_at_progression": "fraction of first re-biopsies finding T790M",

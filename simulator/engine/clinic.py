@@ -155,15 +155,16 @@ def lesion_progressing(diameter, nadir, seen_at_baseline, new_lesion_mm):
 
 @jit
 def _measure_lesions(clinic, out, rng, visit):
-    """CT of every lesion: noisy diameters, zero for what the scan cannot see."""
+    """CT of every lesion, tumour cells and residual tissue alike: noisy diameters, zero for
+    what the scan cannot see."""
     n_lesions = out.counters[0]
     for lesion in range(n_lesions):
-        total = 0
+        total = out.residual[lesion]
         for clone in range(out.cells.shape[1]):
             total += out.cells[lesion, clone]
         seen = 0.0
-        if total > 0:
-            seen = diameter_mm(float(total), clinic.cells_per_cm3)
+        if total > 0.0:
+            seen = diameter_mm(total, clinic.cells_per_cm3)
             if clinic.measurement_sd_mm > 0.0:
                 seen = max(seen + clinic.measurement_sd_mm * rng.standard_normal(), 0.0)
             if seen < clinic.detection_limit_mm:
@@ -515,6 +516,18 @@ def _oligo_eligible(clinic, out, visit, n_progressing):
 
 @jit
 def apply_local(clinic, out, rng, lesion, modality):
-    """Local therapy of one lesion; returns the fraction of its cells that survived."""
+    """Local therapy of one lesion; returns the fraction of its cells that survived.
+
+    A share of the killed cells' volume stays as residual tissue (radiotherapy, ablation);
+    surgery takes the lesion's residual tissue away in the proportion of the cells it removes.
+    """
     out.lesion_courses[lesion, modality] += 1
-    return apply_local_therapy(clinic, out.cells, lesion, out.lesion_site[lesion], modality, rng)
+    before = 0.0
+    for clone in range(out.cells.shape[1]):
+        before += out.cells[lesion, clone]
+    survived = apply_local_therapy(clinic, out.cells, lesion, out.lesion_site[lesion], modality, rng)
+    if clinic.modality_removes[modality]:
+        out.residual[lesion] *= survived if before > 0.0 else 0.0
+    else:
+        out.residual[lesion] += clinic.modality_residual[modality] * before * (1.0 - survived)
+    return survived

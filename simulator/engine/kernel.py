@@ -128,6 +128,8 @@ class Dynamics(NamedTuple):
     dt: float
     max_block: int  # the most steps joined into one (1: fixed steps; see ``_plan_block``)
     step_tolerance: float  # log cells (see ``scenario.Simulation.step_tolerance``)
+    residual_fraction: float  # of the volume of cells a drug kills, left as residual tissue
+    residual_clearance: float  # per day
 
 
 class DrugArrays(NamedTuple):
@@ -202,6 +204,7 @@ class Population(NamedTuple):
     lesion_born: np.ndarray
     lesion_alive: np.ndarray
     lesion_founder: np.ndarray
+    residual: np.ndarray
     site_cells: np.ndarray
     lesion_remap: np.ndarray
     stack_lesion: np.ndarray
@@ -241,6 +244,7 @@ class ClinicView(NamedTuple):
 
     counters: np.ndarray
     cells: np.ndarray
+    residual: np.ndarray
     lesion_site: np.ndarray
     clock: np.ndarray
     level: np.ndarray
@@ -285,6 +289,7 @@ class Buffers(NamedTuple):
     lesion_born: np.ndarray  # [Lmax] day of seeding
     lesion_alive: np.ndarray  # [Lmax] had cells at the end of the last step
     lesion_founder: np.ndarray  # [Lmax] clone type of the founding cell (-1: initial lesion)
+    residual: np.ndarray  # [Lmax] residual tissue seen on CT, in volumes of one cell
     site_cells: np.ndarray  # [S] cells at each site at the end of the last step
     lesion_remap: np.ndarray  # [Lmax] scratch: where each lesion founded this step was listed
     stack_lesion: np.ndarray  # [Q] lineages queued within a step (see ``_advance_lesion``)
@@ -360,6 +365,7 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
         lesion_born=np.zeros(max_lesions),
         lesion_alive=np.zeros(max_lesions, np.bool_),
         lesion_founder=np.full(max_lesions, -1, np.int64),
+        residual=np.zeros(max_lesions),
         site_cells=np.zeros(n_sites),
         lesion_remap=np.zeros(max_lesions, np.int64),
         stack_lesion=np.zeros(max_stack, np.int64),
@@ -1199,12 +1205,41 @@ def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h,
     advanced from their founding by ``_advance_lesion``)."""
     if not _rates_finite(clock, birth_scale, death_add):
         return STATUS_NON_FINITE
+    if dyn.residual_fraction > 0.0:
+        _accrue_residual(dyn, pop, birth_scale, death_add, h, n_lesions)
     for lesion in range(n_lesions):
         status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, h,
                                  pk.switch_rate, pk.leave_rate)
         if status != STATUS_OK:
             return status
     return STATUS_OK
+
+
+@jit
+def _accrue_residual(dyn, pop, birth_scale, death_add, h, n_lesions):
+    """Residual tissue over ``h`` days: what there was resolves at ``residual_clearance``, and a
+    share ``residual_fraction`` of the cells the drugs kill stays, itself resolving from when
+    each cell died.
+
+    The cells killed follow the expected path ``n e^(r s)`` of each compartment (exact in the
+    mean for a linear birth-death process; density, which only slows growth, is left out), so
+    the gain is ``add * n * (e^(r h) - e^(-k h)) / (r + k)`` per compartment.
+    """
+    k = dyn.residual_clearance
+    decay = math.exp(-k * h)
+    for lesion in range(n_lesions):
+        site = pop.lesion_site[lesion]
+        killed = 0.0
+        for clone in range(pop.cells.shape[1]):
+            n = pop.cells[lesion, clone]
+            add = death_add[site, clone]
+            if n == 0 or add <= 0.0:
+                continue
+            r = dyn.birth[clone] * birth_scale[site, clone] - dyn.death[clone] - add
+            rate = r + k
+            weight = h * decay if abs(rate * h) < 1e-9 else (math.exp(r * h) - decay) / rate
+            killed += add * n * weight
+        pop.residual[lesion] = pop.residual[lesion] * decay + dyn.residual_fraction * killed
 
 
 @jit
