@@ -24,7 +24,7 @@ def test_student_switches_and_sees_the_truth(tmp_path):
 
 
 def test_the_policy_decides_only_where_a_decision_is_due_and_replays_on_a_rerun():
-    scenario = simulator.load_scenario("egfr-first-line-gefitinib", {"simulation.duration_days": 500})
+    scenario = simulator.load_scenario("egfr-first-line-gefitinib", {"simulation.duration_days": 800})
     asked = []
 
     def ask(text, choices, default):
