@@ -313,6 +313,83 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+# The patient figures' own layouts, in inches: what constrained layout gave them, fixed, less
+# the right margin, which follows the legends. Constrained layout measures every axis of the
+# figure and, when saving, costs a whole extra draw; these figures always have the same parts.
+MULLER_MARGINS = {"left": 0.56, "top": 0.24, "bottom": 0.48, "ribbon_gap": 0.29, "main_gap": 0.49,
+                  "row_gap": 0.70, "column_gap": 1.23}
+BURDEN_MARGINS = {"left": 0.81, "top": 0.24, "bottom": 0.48, "gap": 0.13}
+LEGEND_PAD = 0.04  # inches between a legend and the edge of the figure
+
+
+def _fixed_figure(width: float, height: float) -> Figure:
+    """A figure without a layout engine (its axes are placed by the caller)."""
+    return Figure(figsize=(width, height))
+
+
+def _inches(fig: Figure, left: float, top: float, width: float, height: float) -> list[float]:
+    """A rectangle given in inches from the figure's top left, in figure fractions."""
+    fig_width, fig_height = fig.get_size_inches()
+    return [left / fig_width, 1 - (top + height) / fig_height, width / fig_width, height / fig_height]
+
+
+def _stack(fig: Figure, ratios: Sequence[float], gaps: Sequence[float], margins: dict) -> list[float]:
+    """Tops (inches) and the height of one ratio unit of rows stacked with the given gaps."""
+    unit = (fig.get_figheight() - margins["top"] - margins["bottom"] - sum(gaps)) / sum(ratios)
+    tops, top = [], margins["top"]
+    for ratio, gap in zip(ratios, [*gaps, 0.0]):
+        tops.append(top)
+        top += ratio * unit + gap
+    return [*tops, unit]
+
+
+def _legend_sizes(legends) -> list[tuple[float, float]]:
+    """Width and height in inches of each of ``legends`` (None: 0 x 0) as drawn at the default
+    resolution, the width with the legend's pad from its anchor."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    renderer = RendererAgg(1, 1, DPI)
+    sizes = []
+    for legend in legends:
+        if legend is None:
+            sizes.append((0.0, 0.0))
+            continue
+        extent = legend.get_window_extent(renderer)
+        pad = legend.borderaxespad * legend.prop.get_size_in_points() / 72
+        sizes.append((extent.width / DPI + pad, extent.height / DPI))
+    return sizes
+
+
+def _muller_rects(fig: Figure, rows: int, n_lesions: int, right: float) -> list[list[float]]:
+    """Where the ribbon, the whole-patient panel and the lesion panels (two a row) go."""
+    margins = MULLER_MARGINS
+    ratios = [0.45, 1.4] + [1.0] * (rows - 1)
+    gaps = [margins["ribbon_gap"]] + [margins["main_gap"]] * (rows > 1) + [margins["row_gap"]] * (rows - 2)
+    *tops, unit = _stack(fig, ratios, gaps, margins)
+    left, full = margins["left"], fig.get_figwidth() - margins["left"] - right
+    column = (full - margins["column_gap"]) / 2
+    rects = [_inches(fig, left, tops[0], full, ratios[0] * unit),
+             _inches(fig, left, tops[1], full, ratios[1] * unit)]
+    rects += [_inches(fig, left + (i % 2) * (column + margins["column_gap"]), tops[2 + i // 2], column, unit)
+              for i in range(n_lesions)]
+    return rects
+
+
+def _burden_rects(fig: Figure, right: float, ribbon_legend: float = 0.0) -> list[list[float]]:
+    """Where the ribbon and the four data panels of the burden timeline go; the first data panel
+    starts below the ribbon's legend (``ribbon_legend`` inches high, from 30% of the ribbon's
+    height above it) so that it does not meet the legends beside that panel."""
+    margins = BURDEN_MARGINS
+    ratios = [0.45, 1.5, 1, 0.8, 0.8]
+    gaps = [margins["gap"]] * 4
+    for _ in range(2):  # the ribbon's height depends on the gap below it
+        *tops, unit = _stack(fig, ratios, gaps, margins)
+        gaps[0] = max(margins["gap"], ribbon_legend - 1.3 * ratios[0] * unit + 2 * LEGEND_PAD)
+    *tops, unit = _stack(fig, ratios, gaps, margins)
+    width = fig.get_figwidth() - margins["left"] - right
+    return [_inches(fig, margins["left"], top, width, ratio * unit) for top, ratio in zip(tops, ratios)]
+
+
 def _split_axes(ax: Axes, n: int, ratios: Sequence[float], gap: float = 0.04) -> list[Axes]:
     """Split one Axes' area into ``n`` stacked inset axes sharing x (the host is hidden)."""
     ax.set_axis_off()
@@ -541,12 +618,11 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
 
     if axes is None:
         rows = 1 + math.ceil(n_lesions / 2)
-        fig = _new_figure(11, 2.2 + 2.6 * rows)
-        grid = fig.add_gridspec(1 + rows, 2, height_ratios=[0.45, 1.4] + [1.0] * (rows - 1))
-        ribbon = fig.add_subplot(grid[0, :])
-        main = fig.add_subplot(grid[1, :], sharex=ribbon)
-        panels = [main] + [fig.add_subplot(grid[2 + i // 2, i % 2], sharex=ribbon)
-                           for i in range(n_lesions)]
+        fig = _fixed_figure(11, 2.2 + 2.6 * rows)
+        rects = _muller_rects(fig, rows, n_lesions, right=2.86)  # placed again beside the legend
+        ribbon = fig.add_axes(rects[0])
+        main = fig.add_axes(rects[1], sharex=ribbon)
+        panels = [main] + [fig.add_axes(rect, sharex=ribbon) for rect in rects[2:]]
     else:
         panels = _axes_list(axes, 1, "muller_plot: axes")
         n_lesions = min(n_lesions, len(panels) - 1)
@@ -571,7 +647,7 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
                 title += f" ({info['site']})"
             if info["born"] > 0:
                 title += f", seeded day {info['born']:.0f} from {info['parent']}"
-        ax.set_title(title, loc="left", fontsize=9)
+        ax.set_title(title, loc="left", fontsize=9, y=1.0)
         treated = local[local["lesion"].astype(str) == lesion]["time"]
         _triangles(ax, treated)
     _triangles(main, local["time"])
@@ -587,7 +663,7 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
     scenario_id = (result.provenance or {}).get("scenario", {}).get("id", "")
     seed = (result.provenance or {}).get("seed", "")
     ribbon.set_title(f"Clonal composition over time: {scenario_id} (seed {seed})", loc="left",
-                     fontsize=11)
+                     fontsize=11, y=1.0)
 
     start = whole.iloc[0].fillna(0.0)
     start_fraction = start / start.sum() if start.sum() > 0 else start
@@ -607,9 +683,13 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
     handles += _therapy_handles(lines, periods, result.end_time, result.events)
     # Past the right axis' tick labels and label, whatever the width of the axes.
     beside = transforms.offset_copy(main.transAxes, fig=fig, x=62, y=0, units="points")
-    main.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                bbox_transform=beside, borderaxespad=0, fontsize=8,
-                frameon=False, title="clone types / therapy", title_fontsize=8)
+    legend = main.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                         bbox_transform=beside, borderaxespad=0, fontsize=8,
+                         frameon=False, title="clone types / therapy", title_fontsize=8)
+    if axes is None:
+        right = 62 / 72 + _legend_sizes([legend])[0][0] + LEGEND_PAD
+        for ax, rect in zip([ribbon, *panels], _muller_rects(fig, rows, n_lesions, right)):
+            ax.set_position(rect)
     return fig
 
 
@@ -667,14 +747,20 @@ def burden_timeline(result, ax=None, figsize: tuple[float, float] | None = None)
     lines = _result_line_colours(result)
     periods = therapy_periods(result.events, result.end_time)
     events = result.events
-    if ax is None:
-        fig = _new_figure(*(figsize or (11, 10)))
-        compact = fig.get_figwidth() < 8
+    fixed = ax is None and (figsize or (11, 10))[0] >= 8
+    if fixed:
+        fig = _fixed_figure(*(figsize or (11, 10)))
+        compact = False
+        rects = _burden_rects(fig, right=1.43)  # placed again beside the legends
+        ribbon = fig.add_axes(rects[0])
+        panels = [fig.add_axes(rect, sharex=ribbon) for rect in rects[1:]]
+    elif ax is None:
+        fig = _new_figure(*figsize)
+        compact = True
         grid = fig.add_gridspec(5, 1, height_ratios=[0.45, 1.5, 1, 0.8, 0.8])
         ribbon = fig.add_subplot(grid[0])
         panels = [fig.add_subplot(grid[i], sharex=ribbon) for i in range(1, 5)]
-        if compact:
-            fig.get_layout_engine().set(h_pad=0.01, hspace=0.0)
+        fig.get_layout_engine().set(h_pad=0.01, hspace=0.0)
     else:
         if isinstance(ax, Axes):
             compact = ax.figure.get_figwidth() < 8
@@ -795,14 +881,21 @@ def burden_timeline(result, ax=None, figsize: tuple[float, float] | None = None)
     if compact:
         ribbon.tick_params(labelsize=6)
         ribbon.set_title(f"Truth and what the clinic saw: {scenario_id} (seed {seed})",
-                         loc="left", fontsize=8, pad=2)
+                         loc="left", fontsize=8, y=1.0, pad=2)
         return fig
     ribbon.set_title(f"True burden and what the clinic saw: {scenario_id} (seed {seed})",
-                     loc="left", fontsize=11)
+                     loc="left", fontsize=11, y=1.0)
     handles = (_therapy_handles(lines, periods, result.end_time, events)
                + _event_handles(result, progression_marker=None))
     ribbon.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.3), fontsize=8,
                   frameon=False)
+    if fixed:
+        # The legends start 1% of the panels' width past them.
+        sizes = _legend_sizes([panel.get_legend() for panel in [ribbon, *panels]])
+        widest = max(width for width, _ in sizes)
+        right = (0.01 * (fig.get_figwidth() - BURDEN_MARGINS["left"]) + widest + LEGEND_PAD) / 1.01
+        for panel, rect in zip([ribbon, *panels], _burden_rects(fig, right, sizes[0][1])):
+            panel.set_position(rect)
     return fig
 
 
