@@ -496,13 +496,55 @@ def muller_layers(fractions: np.ndarray,
     return layers
 
 
-def _clone_table(trajectory: pd.DataFrame, clones: list[str], times: np.ndarray,
-                 lesion: str | None = None) -> pd.DataFrame:
-    data = trajectory if lesion is None else trajectory[trajectory["lesion"] == lesion]
-    table = data.pivot_table(index="time", columns="clone", values="cells", aggfunc="sum",
-                             observed=True)
-    table.columns = [str(c) for c in table.columns]
-    return table.reindex(index=times, columns=clones).astype(float)
+def _codes(column: pd.Series) -> tuple[list, np.ndarray]:
+    """The distinct values of a column, in the order grouping by it gives (a categorical's
+    categories, or sorted), and each row's index among them (-1 for a missing value)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return list(column.cat.categories), column.cat.codes.to_numpy().astype(np.intp)
+    codes, uniques = pd.factorize(column, sort=True)
+    return list(uniques), codes.astype(np.intp)
+
+
+class _Trajectory:
+    """A patient's trajectory as arrays, summed per record time and clone type in one pass
+    (what pivoting the table per lesion gives, without pivoting it per lesion)."""
+
+    def __init__(self, trajectory: pd.DataFrame, clones: list[str]):
+        self.clones = clones
+        self.times, self.time_at = np.unique(trajectory["time"].to_numpy(float), return_inverse=True)
+        self.lesions, self.lesion_at = _codes(trajectory["lesion"])
+        names, clone_codes = _codes(trajectory["clone"])
+        index = {name: i for i, name in enumerate(clones)}
+        self.clone_at = np.array([index.get(str(name), -1) for name in names] + [-1])[clone_codes]
+        self.cells = trajectory["cells"].to_numpy(float)
+
+    def peaks(self) -> pd.Series:
+        """Each lesion's largest total, largest first (ties in lesion order), lesions with
+        cells only."""
+        n_times = len(self.times)
+        rows = self.lesion_at >= 0
+        totals = np.bincount(self.lesion_at[rows] * n_times + self.time_at[rows], weights=self.cells[rows],
+                             minlength=len(self.lesions) * n_times).reshape(len(self.lesions), n_times)
+        peak = pd.Series(totals.max(axis=1, initial=0.0), index=self.lesions)
+        peak = peak.sort_values(ascending=False, kind="stable")
+        return peak[peak > 0]
+
+    def present(self) -> set[str]:
+        """The clone types that ever have cells."""
+        return {self.clones[i] for i in np.unique(self.clone_at[(self.cells > 0) & (self.clone_at >= 0)])}
+
+    def table(self, lesion=None) -> pd.DataFrame:
+        """Cells per record time (rows) and clone type (columns) of the whole patient or of one
+        lesion: NaN where the lesion did not exist."""
+        rows = self.clone_at >= 0
+        if lesion is not None:
+            rows &= self.lesion_at == self.lesions.index(lesion)
+        n_clones = len(self.clones)
+        size = len(self.times) * n_clones
+        flat = self.time_at[rows] * n_clones + self.clone_at[rows]
+        counts = np.bincount(flat, weights=self.cells[rows], minlength=size)
+        counts[np.bincount(flat, minlength=size) == 0] = np.nan
+        return pd.DataFrame(counts.reshape(len(self.times), n_clones), index=self.times, columns=self.clones)
 
 
 def widen_small_bands(fractions: np.ndarray, min_band: float) -> tuple[np.ndarray, np.ndarray]:
@@ -538,7 +580,12 @@ def widen_small_bands(fractions: np.ndarray, min_band: float) -> tuple[np.ndarra
 
 
 def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colours: dict,
-                       twin_of: Axes | None, min_band: float = 0.0) -> Axes:
+                       twin_of: Axes | None, min_band: float = 0.0, span: float | None = None) -> Axes:
+    # Limits first: the bands then need no autoscaling of the axes sharing this time axis.
+    ax.margins(x=0)
+    if span is not None:
+        ax.set_xlim(0, span)
+    ax.set_ylim(0, 1)
     counts = table.to_numpy()
     total = np.nansum(counts, axis=1)
     alive = np.isfinite(counts).any(axis=1) & (total > 0)
@@ -556,9 +603,7 @@ def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colour
             # only the clone's own cells look dotted.
             ax.fill_between(times, lower, upper, where=widened[:, clone], facecolor="none",
                             edgecolor="white", hatch="....", linewidth=0)
-    ax.set_ylim(0, 1)
     ax.set_ylabel("clone fraction")
-    ax.margins(x=0)
     twin = ax.twinx()
     if twin_of is not None:
         twin.sharey(twin_of)
@@ -610,10 +655,8 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
     lines = _result_line_colours(result)
     parents = _clone_parents(result)
     periods = therapy_periods(result.events, result.end_time)
-    times = np.sort(trajectory["time"].unique())
-    peak = (trajectory.groupby(["lesion", "time"], observed=True)["cells"].sum()
-            .groupby(level=0, observed=True).max().sort_values(ascending=False, kind="stable"))
-    peak = peak[peak > 0]
+    arrays = _Trajectory(trajectory, clones)
+    peak = arrays.peaks()
     n_lesions = min(max_lesions, len(peak)) if by_lesion else 0
 
     if axes is None:
@@ -631,15 +674,15 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
         fig = main.figure
         ribbon = main.inset_axes([0, 1.12, 1, 0.2], sharex=main)
 
-    whole = _clone_table(trajectory, clones, times)
-    twin = _draw_muller_panel(main, whole, parents, colours, None, min_band)
+    span = float(result.end_time)
+    whole = arrays.table()
+    twin = _draw_muller_panel(main, whole, parents, colours, None, min_band, span)
     main.set_title("whole patient", loc="left", fontsize=10, y=1.0, pad=3)
     lesion_info = result.lesions.set_index("lesion") if len(result.lesions) else None
     local = _events_of(result.events, "local_therapy")
-    for ax, lesion in zip(panels[1:], peak.index[:n_lesions]):
-        lesion = str(lesion)
-        _draw_muller_panel(ax, _clone_table(trajectory, clones, times, lesion), parents, colours,
-                           twin, min_band)
+    for ax, key in zip(panels[1:], peak.index[:n_lesions]):
+        lesion = str(key)
+        _draw_muller_panel(ax, arrays.table(key), parents, colours, twin, min_band, span)
         title = lesion
         if lesion_info is not None and lesion in lesion_info.index:
             info = lesion_info.loc[lesion]
@@ -651,7 +694,6 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
         treated = local[local["lesion"].astype(str) == lesion]["time"]
         _triangles(ax, treated)
     _triangles(main, local["time"])
-    span = float(result.end_time)
     for ax in panels:
         ax.set_xlim(0, span)
         _mark_line_switches(ax, result.events)
@@ -668,7 +710,7 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
     start = whole.iloc[0].fillna(0.0)
     start_fraction = start / start.sum() if start.sum() > 0 else start
     handles = []
-    present = _present(trajectory)
+    present = arrays.present()
     for clone in clones:
         if clone not in present:
             continue
@@ -691,11 +733,6 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
         for ax, rect in zip([ribbon, *panels], _muller_rects(fig, rows, n_lesions, right)):
             ax.set_position(rect)
     return fig
-
-
-def _present(trajectory: pd.DataFrame) -> set[str]:
-    totals = trajectory.groupby("clone", observed=True)["cells"].max()
-    return {str(c) for c in totals[totals > 0].index}
 
 
 def _triangles(ax: Axes, times) -> None:
