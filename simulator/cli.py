@@ -103,6 +103,31 @@ def friendly_errors(command):
     return wrapper
 
 
+def collector_paused(command):
+    """Run ``command`` with Python's cyclic garbage collector paused, and restore it after.
+
+    One patient makes little cyclic garbage (mostly its two figures), while each full
+    collection rescans every object that pandas, numba and matplotlib made on import: on a
+    warm ``run --out`` the collections took about 0.3 s of 2.5. In the program itself the
+    objects are frozen (never scanned again) before the collector comes back, since it exits
+    next; otherwise the first collection would go over everything the command made.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            if _PROGRAM:
+                gc.freeze()
+            if enabled:
+                gc.enable()
+
+    return wrapper
+
+
 def write_error_log() -> Path:
     """Write the current exception's traceback, the command line and the versions to a file."""
     from simulator.results import run_context
@@ -228,6 +253,7 @@ def main(debug: bool) -> None:
               help="File format of the figures.")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=120, show_default=True, help="Resolution of the figures.")
 @friendly_errors
+@collector_paused
 def run(scenario: str, seed: int | None, replicate: int | None, patient: int | None, arm: str | None,
         out: Path | None, assignments: tuple[str, ...], no_figures: bool, report: bool = False,
         figure_format: str = "png", dpi: int = 120) -> None:
