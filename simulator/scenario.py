@@ -924,7 +924,10 @@ class Scenario(Strict):
             if not low <= high:
                 raise ValueError(f"reference.{metric}: must be [low, high] with low <= high, got [{low:g}, {high:g}]")
         for index, metric in enumerate(self.calibration.targets):
-            _require_known(f"calibration.targets[{index}]", metric, list(REFERENCE_METRICS), "metric")
+            if metric in self.reference:  # a known metric: the reference's ranges are checked above
+                continue
+            if reference_metric_description(metric) is None:
+                _require_known(f"calibration.targets[{index}]", metric, list(REFERENCE_METRICS), "metric")
             if metric not in self.reference:
                 raise ValueError(f"calibration.targets[{index}]: '{metric}' has no range in [reference]; "
                                  f"ranges given: {', '.join(self.reference) or '(none)'}")

@@ -215,6 +215,8 @@ def test_rerunning_a_finished_calibration_runs_nothing(small_runs):
          "calibration.targets[0]: unknown metric 'median_ttf_months'"),
         (('targets = ["median_pfs_months", "objective_response"]', 'targets = ["median_os_months"]'),
          "calibration.targets[0]: 'median_os_months' has no range in [reference]"),
+        (('targets = ["median_pfs_months", "objective_response"]', 'targets = ["median_pfs_on_tki_months"]'),
+         "calibration.targets[0]: 'median_pfs_on_tki_months' has no range in [reference]"),
         ((f'"{KILL}"]\ndistribution = "uniform"\nlow = 0.005\nhigh = 0.06',
           f'"{KILL}"]\ndistribution = "fixed"\nvalue = 0.03'),
          "a prior must be one of uniform, loguniform, normal, lognormal"),
@@ -251,9 +253,17 @@ def test_a_scenario_without_calibration_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_line_s_pfs_can_be_a_target(tmp_path):
+    text = CALIBRATION.replace('targets = ["median_pfs_months", "objective_response"]',
+                               'targets = ["median_pfs_on_tki_months", "objective_response"]')
+    path = write_scenario(tmp_path, {"median_pfs_on_tki_months": (9.0, 11.0), "objective_response": (0.8, 1.0)}, text)
+    problem = calibration.make_problem(load_scenario(path), patients=5)
+    assert set(problem.targets) == {"median_pfs_on_tki_months", "objective_response"}
+
+
 def test_the_catalog_calibration_table_is_valid():
     scenario = load_scenario("egfr-first-line-gefitinib")
-    assert 2 <= len(scenario.calibration.parameters) <= 4
+    assert 2 <= len(scenario.calibration.parameters) <= 6
     problem = calibration.make_problem(scenario, patients=5)
     assert set(problem.targets) <= set(scenario.reference)
 
