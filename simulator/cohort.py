@@ -50,6 +50,9 @@ from simulator.survival import kaplan_meier, logrank, median_survival, proportio
 
 DAYS_PER_MONTH = 30.4375
 DEFAULT_ARM = "default"
+# Smallest share of tumour cells carrying T790M that assays of untreated tumours find (tissue
+# PCR with enrichment, digital PCR of plasma: about 0.1%; Wang 2014, Ma 2017).
+PRETREATMENT_DETECTION = 1e-3
 
 
 def sample(distribution: Distribution, rng: np.random.Generator) -> Any:
@@ -605,6 +608,8 @@ def observed_metric(metric: str, table: pd.DataFrame) -> tuple[float, float, flo
     if metric == "t790m_at_progression":
         first = first_findings(table["mechanisms_at_progression"])
         return proportion_ci(int(first.str.split("+").apply(lambda m: "T790M" in m).sum()), len(first))
+    if metric == "t790m_before_treatment":
+        return proportion_ci(int((table["T790M_fraction_at_diagnosis"] >= PRETREATMENT_DETECTION).sum()), n)
     if metric == "doubling_time_days":
         values = table["untreated_doubling_days"].to_numpy()
         low, high = np.quantile(values, [0.25, 0.75]) if n else (math.nan, math.nan)

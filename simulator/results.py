@@ -378,11 +378,13 @@ def _format_table(table: pd.DataFrame) -> str:
 
 
 def diagnosis_endpoints(scenario: Scenario, buffers: Buffers, history_days: float = 0.0) -> dict:
-    """The tumour on day 0: its untreated doubling time, and its lesions (alive, and visible
-    on CT: at least ``monitoring.detection_limit_mm`` across)."""
+    """The tumour on day 0: its untreated doubling time, its lesions (alive, and visible
+    on CT: at least ``monitoring.detection_limit_mm`` across) and the share of its cells that
+    carry each resistance mechanism (``<mechanism>_fraction_at_diagnosis``)."""
     n0 = int(buffers.record_lesions[0])
     cells = buffers.records[0, :n0]
     totals = cells.sum(axis=1)
+    burden = float(totals.sum())
     monitoring = scenario.monitoring
     diameters = [diameter_mm(float(n), monitoring.cells_per_cm3) for n in totals]
     birth = np.array([c.birth for c in scenario.clones.values()])
@@ -395,7 +397,19 @@ def diagnosis_endpoints(scenario: Scenario, buffers: Buffers, history_days: floa
         "brain_at_diagnosis": bool(any(d >= monitoring.detection_limit_mm and scenario.sites[site] == "brain"
                                        for d, site in zip(diameters, buffers.lesion_site[:n0]))),
         "history_days": history_days,
+        **{f"{column_name(mechanism)}_fraction_at_diagnosis":
+           float(cells[:, columns].sum()) / burden if burden > 0 else 0.0
+           for mechanism, columns in _mechanism_columns(scenario).items()},
     }
+
+
+def _mechanism_columns(scenario: Scenario) -> dict[str, list[int]]:
+    """The clone types (column indices) carrying each resistance mechanism."""
+    columns: dict[str, list[int]] = {}
+    for index, clone in enumerate(scenario.clones.values()):
+        if clone.resistance:
+            columns.setdefault(clone.resistance, []).append(index)
+    return columns
 
 
 def build_result(scenario: Scenario, buffers: Buffers, provenance: dict, diagnosis=None) -> PatientResult:

@@ -814,6 +814,7 @@ REFERENCE_METRICS = {
     "pd_best_response": "fraction with progression as best response",
     "progressed_by_3_months": "fraction progressed within 3 months",
     "t790m_at_progression": "fraction of first re-biopsies finding T790M",
+    "t790m_before_treatment": "fraction of patients with T790M in at least 0.1% of tumour cells at diagnosis",
     "doubling_time_days": "median untreated volume doubling time, days",
     "brain_at_diagnosis": "fraction with a visible brain lesion at diagnosis",
     "brain_at_first_progression": "fraction whose first progression involves the brain",

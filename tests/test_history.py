@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import simulator
@@ -103,3 +104,23 @@ def test_t790m_carries_its_fitness_cost_off_drug_in_the_catalog():
     clones = simulator.load_scenario("egfr-first-line-gefitinib").clones
     sensitive, t790m = clones["sensitive"], clones["T790M"]
     assert t790m.birth - t790m.death < sensitive.birth - sensitive.death
+
+
+def test_the_share_of_each_resistance_mechanism_at_diagnosis_is_the_tumour_at_day_0():
+    raw = scenario_to_dict(grown(seeding=2e-7))
+    raw["clones"]["r"]["resistance"] = "gatekeeper"
+    result = simulator.simulate(validate_scenario(raw), seed=5, keep_trajectory=False)
+    day0 = result.trajectory[result.trajectory["time"] == 0].groupby("clone", observed=True)["cells"].sum()
+    share = result.endpoints["gatekeeper_fraction_at_diagnosis"]
+    assert share == day0["r"] / day0.sum()
+    assert 0 < share < 1  # mutation at 1e-4 per division over ~1e7 cells leaves some
+
+
+def test_pretreatment_t790m_counts_patients_above_the_assays_detection():
+    from simulator.cohort import PRETREATMENT_DETECTION, observed_metric
+
+    shares = [0.0, 1e-7, PRETREATMENT_DETECTION / 2, PRETREATMENT_DETECTION, 0.02, 0.5, 0.0, 0.0]
+    table = pd.DataFrame({"T790M_fraction_at_diagnosis": shares})
+    observed, low, high = observed_metric("t790m_before_treatment", table)
+    assert observed == 3 / 8
+    assert low < observed < high
