@@ -120,3 +120,17 @@ def test_a_withdrawn_drug_lets_sensitive_cells_regrow_within_a_week():
     assert stopped == [28.0]
     assert after.idxmin() <= stopped[0] + 7, after.head(10)
     assert after.iloc[-1] > 2 * after.min()  # and it regrows
+
+
+def test_the_persisters_entry_gathers_tolerance_on_drug_and_loses_it_in_a_pause():
+    """egfr-persisters: gefitinib 120 days on, 60 off. Off drug persisters revert at 0.1/day,
+    so over the 56 days between the records on days 119 and 175 they fall by up to e^-5.6
+    (less the inflow at 1e-4/day from sensitive cells), while sensitive cells, free of the
+    drug, regrow (net up to 0.09/day)."""
+    result = simulator.simulate(simulator.load_scenario("egfr-persisters"), seed=2026)
+    cells = result.trajectory.groupby(["time", "clone"], observed=True)["cells"].sum().unstack()
+    persisters, sensitive = cells["persister"], cells["sensitive"]
+    assert persisters.loc[0] == 0 and persisters.loc[7] > 1e6  # induced by the drug
+    assert persisters.loc[175] < persisters.loc[119] / 3  # tolerance fades off drug
+    assert sensitive.loc[175] > 1.5 * sensitive.loc[119]  # and sensitive cells regrow
+    assert sensitive.loc[238] < sensitive.loc[175] / 2  # they respond again on re-challenge
