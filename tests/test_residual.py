@@ -94,6 +94,35 @@ def test_accrual_is_the_integral_of_killed_cells_along_the_expected_path(birth, 
     assert accrue(model, buffers, birth_scale, death_add, days) == pytest.approx(expected, rel=1e-9)
 
 
+def test_accrual_in_a_crowded_lesion_follows_the_density_adjusted_rates():
+    """Under Gompertz growth a crowded lesion divides less (births fall towards deaths), so on
+    a drug its cells decline faster than their intrinsic rates say: the tissue accrued over a
+    step follows the rates the step gives the cells (the density factor held over it), the same
+    whether the step is one day or six weeks."""
+    birth, death, birth_scale, death_add, days = 0.14, 0.05, 0.8, 0.04, 42.0
+    scenario = simulator.load_scenario({
+        "id": "crowded",
+        "clones": {"A": {"birth": birth, "death": death}},
+        "lesions": {"primary": {"site": "lung", "cells": {"A": 10**12}, "carrying_capacity": 1e13,
+                                "growth_law": "gompertz"}},
+        "monitoring": {"residual_fraction": FRACTION, "residual_half_life_days": HALF_LIFE},
+    })
+    model = lower(scenario)
+    buffers = kernel.allocate_buffers(model, 4, 16)
+    got = accrue(model, buffers, birth_scale, death_add, days)
+    scale = np.full_like(buffers.birth_scale, birth_scale)
+    add = np.full_like(buffers.death_add, death_add)
+    factor = kernel._lesion_density(model.dynamics, buffers.population, 0, 10**12, scale, add, days)
+    assert 0.0 < factor < 0.2  # crowded: a tenth of the intrinsic net growth is left
+    r = (death + (birth - death) * factor) * birth_scale - death - death_add
+    clearance = math.log(2.0) / HALF_LIFE
+    quadrature, _ = integrate.quad(lambda s: math.exp(r * s - clearance * (days - s)), 0.0, days)
+    assert got == pytest.approx(FRACTION * death_add * 1e12 * quadrature, rel=1e-9)
+    intrinsic = birth * birth_scale - death - death_add
+    too_much, _ = integrate.quad(lambda s: math.exp(intrinsic * s - clearance * (days - s)), 0.0, days)
+    assert got < 0.8 * FRACTION * death_add * 1e12 * too_much
+
+
 def test_accrual_over_two_half_steps_equals_one_step():
     """Split at the expected size halfway, the residual tissue is the same: it does not depend
     on the step length."""

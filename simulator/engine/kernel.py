@@ -1221,21 +1221,32 @@ def _accrue_residual(dyn, pop, birth_scale, death_add, h, n_lesions):
     share ``residual_fraction`` of the cells the drugs kill stays, itself resolving from when
     each cell died.
 
-    The cells killed follow the expected path ``n e^(r s)`` of each compartment (exact in the
-    mean for a linear birth-death process; density, which only slows growth, is left out), so
-    the gain is ``add * n * (e^(r h) - e^(-k h)) / (r + k)`` per compartment.
+    The cells killed follow the expected path ``n e^(r s)`` of each compartment, with ``r`` the
+    net rate the step gives it (density factor held as in ``_advance_lesion``: exact in the mean
+    for a linear birth-death process), so the gain is ``add * n * (e^(r h) - e^(-k h)) / (r + k)``
+    per compartment. With the drug-free intrinsic rates instead, a crowded lesion's cells would
+    be taken to decline more slowly than they do, and a long step would leave more tissue than
+    the daily steps it joins.
     """
     k = dyn.residual_clearance
     decay = math.exp(-k * h)
     for lesion in range(n_lesions):
         site = pop.lesion_site[lesion]
+        total = 0
+        for clone in range(pop.cells.shape[1]):
+            total += pop.cells[lesion, clone]
+        if total == 0:
+            pop.residual[lesion] *= decay
+            continue
+        factor = _lesion_density(dyn, pop, lesion, total, birth_scale, death_add, h)
         killed = 0.0
         for clone in range(pop.cells.shape[1]):
             n = pop.cells[lesion, clone]
             add = death_add[site, clone]
             if n == 0 or add <= 0.0:
                 continue
-            r = dyn.birth[clone] * birth_scale[site, clone] - dyn.death[clone] - add
+            birth, death = _clone_rates(dyn, clone, factor, birth_scale, death_add, site)
+            r = birth - death
             rate = r + k
             weight = h * decay if abs(rate * h) < 1e-9 else (math.exp(r * h) - decay) / rate
             killed += add * n * weight
