@@ -608,8 +608,9 @@ def observed_metric(metric: str, table: pd.DataFrame) -> tuple[float, float, flo
     if metric == "t790m_at_progression":
         first = first_findings(table["mechanisms_at_progression"])
         return proportion_ci(int(first.str.split("+").apply(lambda m: "T790M" in m).sum()), len(first))
-    if metric == "t790m_before_treatment":
-        return proportion_ci(int((table["T790M_fraction_at_diagnosis"] >= PRETREATMENT_DETECTION).sum()), n)
+    if metric == "t790m_before_treatment":  # no T790M clone type: no patient carries it
+        shares = table.get("T790M_fraction_at_diagnosis", pd.Series(0.0, index=table.index))
+        return proportion_ci(int((shares >= PRETREATMENT_DETECTION).sum()), n)
     if metric == "doubling_time_days":
         values = table["untreated_doubling_days"].to_numpy()
         low, high = np.quantile(values, [0.25, 0.75]) if n else (math.nan, math.nan)
