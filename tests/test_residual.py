@@ -74,8 +74,16 @@ def accrue(model, buffers, birth_scale: float, death_add: float, days: float) ->
                        model.lesion_site, model.lesion_capacity, model.lesion_law)
     scale = np.full_like(buffers.birth_scale, birth_scale)
     add = np.full_like(buffers.death_add, death_add)
-    kernel._accrue_residual(model.dynamics, buffers.population, scale, add, days, 1)
+    accrue_step(model, buffers, scale, add, days)
     return float(buffers.residual[0])
+
+
+def accrue_step(model, buffers, scale, add, days):
+    """The residual tissue one step of ``days`` adds to lesion 0, at the density factor the
+    step holds for its cells."""
+    total = int(buffers.cells[0].sum())
+    factor = kernel._lesion_density(model.dynamics, buffers.population, 0, total, scale, add, days)
+    kernel._accrue_residual(model.dynamics, buffers.population, 0, factor, scale, add, days)
 
 
 @pytest.mark.parametrize("birth, death, birth_scale, death_add, days", [
@@ -132,7 +140,7 @@ def test_accrual_over_two_half_steps_equals_one_step():
     first = accrue(model, buffers, 0.8, 0.04, 20.0)
     buffers.cells[0, 0] = int(round(1e12 * math.exp((0.14 * 0.8 - 0.05 - 0.04) * 20.0)))
     scale, add = np.full_like(buffers.birth_scale, 0.8), np.full_like(buffers.death_add, 0.04)
-    kernel._accrue_residual(model.dynamics, buffers.population, scale, add, 20.0, 1)
+    accrue_step(model, buffers, scale, add, 20.0)
     assert first > 0.0
     assert buffers.residual[0] == pytest.approx(whole, rel=1e-9)
 

@@ -765,9 +765,12 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt, s
     total = 0
     for clone in range(n_clones):
         total += out.cells[lesion, clone]
+    factor = 1.0 if total == 0 else _lesion_density(model, out, lesion, total, birth_scale,
+                                                    death_add, dt)
+    if model.residual_fraction > 0.0:
+        _accrue_residual(model, out, lesion, factor, birth_scale, death_add, dt)
     if total == 0:
         return STATUS_OK
-    factor = _lesion_density(model, out, lesion, total, birth_scale, death_add, dt)
     for clone in range(n_clones):
         n = out.cells[lesion, clone]
         if n > 0:
@@ -1205,8 +1208,6 @@ def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h,
     advanced from their founding by ``_advance_lesion``)."""
     if not _rates_finite(clock, birth_scale, death_add):
         return STATUS_NON_FINITE
-    if dyn.residual_fraction > 0.0:
-        _accrue_residual(dyn, pop, birth_scale, death_add, h, n_lesions)
     for lesion in range(n_lesions):
         status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, h,
                                  pk.switch_rate, pk.leave_rate)
@@ -1216,41 +1217,33 @@ def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h,
 
 
 @jit
-def _accrue_residual(dyn, pop, birth_scale, death_add, h, n_lesions):
-    """Residual tissue over ``h`` days: what there was resolves at ``residual_clearance``, and a
-    share ``residual_fraction`` of the cells the drugs kill stays, itself resolving from when
-    each cell died.
+def _accrue_residual(dyn, pop, lesion, factor, birth_scale, death_add, h):
+    """Residual tissue of one lesion over ``h`` days: what there was resolves at
+    ``residual_clearance``, and a share ``residual_fraction`` of the cells the drugs kill
+    stays, itself resolving from when each cell died.
 
     The cells killed follow the expected path ``n e^(r s)`` of each compartment, with ``r`` the
-    net rate the step gives it (density factor held as in ``_advance_lesion``: exact in the mean
-    for a linear birth-death process), so the gain is ``add * n * (e^(r h) - e^(-k h)) / (r + k)``
-    per compartment. With the drug-free intrinsic rates instead, a crowded lesion's cells would
-    be taken to decline more slowly than they do, and a long step would leave more tissue than
-    the daily steps it joins.
+    net rate the step gives it (the density ``factor`` held over the step, as the cells get it
+    in ``_advance_lesion``: exact in the mean for a linear birth-death process), so the gain is
+    ``add * n * (e^(r h) - e^(-k h)) / (r + k)`` per compartment. With the drug-free intrinsic
+    rates instead, a crowded lesion's cells would be taken to decline more slowly than they do,
+    and a long step would leave more tissue than the daily steps it joins.
     """
     k = dyn.residual_clearance
     decay = math.exp(-k * h)
-    for lesion in range(n_lesions):
-        site = pop.lesion_site[lesion]
-        total = 0
-        for clone in range(pop.cells.shape[1]):
-            total += pop.cells[lesion, clone]
-        if total == 0:
-            pop.residual[lesion] *= decay
+    site = pop.lesion_site[lesion]
+    killed = 0.0
+    for clone in range(pop.cells.shape[1]):
+        n = pop.cells[lesion, clone]
+        add = death_add[site, clone]
+        if n == 0 or add <= 0.0:
             continue
-        factor = _lesion_density(dyn, pop, lesion, total, birth_scale, death_add, h)
-        killed = 0.0
-        for clone in range(pop.cells.shape[1]):
-            n = pop.cells[lesion, clone]
-            add = death_add[site, clone]
-            if n == 0 or add <= 0.0:
-                continue
-            birth, death = _clone_rates(dyn, clone, factor, birth_scale, death_add, site)
-            r = birth - death
-            rate = r + k
-            weight = h * decay if abs(rate * h) < 1e-9 else (math.exp(r * h) - decay) / rate
-            killed += add * n * weight
-        pop.residual[lesion] = pop.residual[lesion] * decay + dyn.residual_fraction * killed
+        birth, death = _clone_rates(dyn, clone, factor, birth_scale, death_add, site)
+        r = birth - death
+        rate = r + k
+        weight = h * decay if abs(rate * h) < 1e-9 else (math.exp(r * h) - decay) / rate
+        killed += add * n * weight
+    pop.residual[lesion] = pop.residual[lesion] * decay + dyn.residual_fraction * killed
 
 
 @jit
