@@ -1338,10 +1338,8 @@ def _validate_one(raw: dict) -> Scenario:
 def patient_raw(resolved: dict) -> dict:
     """A resolved scenario without its cohort, arms, reference and calibration: one patient's
     scenario."""
-    raw = _deep_copy(resolved)
-    for key in ("cohort", "arms", "reference", "calibration"):
-        raw.pop(key, None)
-    return raw
+    return {key: _deep_copy(value) for key, value in resolved.items()
+            if key not in ("cohort", "arms", "reference", "calibration")}
 
 
 def _require_path(raw: dict, path: str, field: str) -> None:

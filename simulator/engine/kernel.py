@@ -439,38 +439,50 @@ def _record(out, time):
 
 
 @jit_inline
+def _rates(birth, death, factor, scale, add):
+    """A clone type's birth and death rates from its intrinsic ones: density first, then drugs."""
+    birth, death = density_adjusted(birth, death, factor)
+    return birth * scale, death + add
+
+
+@jit_inline
 def _clone_rates(model, clone, factor, birth_scale, death_add, site):
-    """Birth and death rates of a clone type in a lesion: density first, then drugs."""
-    birth, death = density_adjusted(model.birth[clone], model.death[clone], factor)
-    return birth * birth_scale[site, clone], death + death_add[site, clone]
+    """Birth and death rates of a clone type in a lesion at ``site`` (see ``_rates``)."""
+    return _rates(model.birth[clone], model.death[clone], factor, birth_scale[site, clone],
+                  death_add[site, clone])
 
 
-@jit
-def _path_size(model, out, lesion, site, birth_scale, death_add, first, first_days, second,
-               second_days):
+# The density helpers below run several times per lesion and step, so they take plain arrays
+# (birth, death, cells, drug factors) rather than the engine's tuples: numba reference-counts
+# every array of a tuple argument at each call, which cost more than their arithmetic.
+
+@jit_inline
+def _path_size(birth, death, cells, lesion, site, birth_scale, death_add, first, first_days,
+               second, second_days):
     """A lesion's expected size after ``first_days`` with its density factor held at ``first``
     and then ``second_days`` at ``second``."""
     size = 0.0
-    for clone in range(model.birth.size):
-        n = out.cells[lesion, clone]
+    for clone in range(birth.size):
+        n = cells[lesion, clone]
         if n > 0:
-            b1, d1 = _clone_rates(model, clone, first, birth_scale, death_add, site)
-            b2, d2 = _clone_rates(model, clone, second, birth_scale, death_add, site)
+            scale, add = birth_scale[site, clone], death_add[site, clone]
+            b1, d1 = _rates(birth[clone], death[clone], first, scale, add)
+            b2, d2 = _rates(birth[clone], death[clone], second, scale, add)
             size += n * math.exp((b1 - d1) * first_days + (b2 - d2) * second_days)
     return size
 
 
 @jit
-def _held_factor(model, out, lesion, birth_scale, death_add, before, before_days, dt):
+def _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
+                 before, before_days, dt):
     """The density factor to hold over a step of ``dt`` days that starts ``before_days`` after
     the current state (grown at the factor ``before`` until then): the factor's average along
     the lesion's predicted expected path, by Simpson's rule. The midpoint is predicted with the
     trapezoid of the start and a first guess, the end with the factor at the midpoint."""
-    law, capacity, site = out.lesion_law[lesion], out.lesion_capacity[lesion], out.lesion_site[lesion]
 
     def factor_after(held, days):
-        size = _path_size(model, out, lesion, site, birth_scale, death_add, before, before_days,
-                          held, days)
+        size = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, before,
+                          before_days, held, days)
         return density_factor(law, size, capacity)
 
     start = factor_after(1.0, 0.0)
@@ -480,13 +492,15 @@ def _held_factor(model, out, lesion, birth_scale, death_add, before, before_days
     return (start + 4.0 * midpoint + end) / 6.0
 
 
-@jit
+@jit_inline
 def _lesion_density(model, out, lesion, total, birth_scale, death_add, dt):
     """Density factor held over the coming step (``_held_factor``): for one clone type the
     expected growth is exact up to Simpson's O(dt^5); for a mix the factor follows their total."""
-    if out.lesion_law[lesion] == EXPONENTIAL:
+    law = out.lesion_law[lesion]
+    if law == EXPONENTIAL:
         return 1.0
-    return _held_factor(model, out, lesion, birth_scale, death_add, 1.0, 0.0, dt)
+    return _held_factor(model.birth, model.death, out.cells, lesion, out.lesion_site[lesion], law,
+                        out.lesion_capacity[lesion], birth_scale, death_add, 1.0, 0.0, dt)
 
 
 @jit
@@ -689,9 +703,12 @@ def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death,
             n_end = bnb_advance(rng, n, keep_birth, death + leave, left)
             count = rng.poisson(emission * exponential_path_integral(n, n_end, left))
             n_leave = rng.binomial(count, leave / emission) if leave > 0.0 else 0
-            status = _switch_many(model, out, rng, clone, lesion, t, left, n, n_end, n_leave,
-                                  leave, switch_rate)
-            if status == STATUS_OK:
+            # Called only with something to place: each call reference-counts the tuples.
+            status = STATUS_OK
+            if n_leave > 0:
+                status = _switch_many(model, out, rng, clone, lesion, t, left, n, n_end, n_leave,
+                                      leave, switch_rate)
+            if status == STATUS_OK and count > n_leave:
                 status = _emit_many(model, out, rng, clone, lesion, time, t, left, n, n_end,
                                     count - n_leave, birth)
             return n_end if status == STATUS_OK else -status
@@ -1084,18 +1101,23 @@ def _average_rates(pk, n_days, birth_scale, death_add):
     switch /= n_days
 
 
-@jit
+@jit_inline
 def _density_error(model, out, lesion, total, birth_scale, death_add, h):
     """Error of the held density factor (``_held_factor``) over ``h`` days, in log cells,
     estimated by comparing one step with two half steps (Richardson: the rule's local error is
     O(h^5), so one step errs by 16/15 of their difference)."""
-    site = out.lesion_site[lesion]
-    whole = _held_factor(model, out, lesion, birth_scale, death_add, 1.0, 0.0, h)
-    one = _path_size(model, out, lesion, site, birth_scale, death_add, whole, h, whole, 0.0)
-    first = _held_factor(model, out, lesion, birth_scale, death_add, 1.0, 0.0, 0.5 * h)
-    second = _held_factor(model, out, lesion, birth_scale, death_add, first, 0.5 * h, 0.5 * h)
-    two = _path_size(model, out, lesion, site, birth_scale, death_add, first, 0.5 * h, second,
-                     0.5 * h)
+    birth, death, cells = model.birth, model.death, out.cells
+    site, law, capacity = out.lesion_site[lesion], out.lesion_law[lesion], out.lesion_capacity[lesion]
+    whole = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
+                         1.0, 0.0, h)
+    one = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, whole, h, whole,
+                     0.0)
+    first = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
+                         1.0, 0.0, 0.5 * h)
+    second = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale,
+                          death_add, first, 0.5 * h, 0.5 * h)
+    two = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, first, 0.5 * h,
+                     second, 0.5 * h)
     return 16.0 / 15.0 * abs(math.log(one / two))
 
 
@@ -1216,7 +1238,7 @@ def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h,
     return STATUS_OK
 
 
-@jit
+@jit_inline
 def _accrue_residual(dyn, pop, lesion, factor, birth_scale, death_add, h):
     """Residual tissue of one lesion over ``h`` days: what there was resolves at
     ``residual_clearance``, and a share ``residual_fraction`` of the cells the drugs kill
