@@ -56,6 +56,7 @@ from simulator.engine.events import (
     log_event,
 )
 from simulator.engine.jit import jit, jit_inline
+from simulator.engine.records import as_record
 from simulator.engine.therapy import advance_pk, give_due_doses, step_drug_effects, step_switch_rates
 
 STATUS_OK = 0
@@ -1417,14 +1418,15 @@ def simulate_kernel(model, rng, out):
 
     Returns a status code; results are written into ``out``.
     """
-    dyn, drugs, rules = model.dynamics, model.drugs, model.rules
-    pop, view, pk = out.population, out.clinic_view, out.drug_state
+    dyn, drugs, rules = as_record(model.dynamics), as_record(model.drugs), as_record(model.rules)
+    mortality = as_record(model.mortality)
+    pop, view, pk = as_record(out.population), as_record(out.clinic_view), as_record(out.drug_state)
     if out.counters[COUNT_RECORDS] == 0:
         status = _initialise(dyn, pop, out.clock, model.initial_cells, model.lesion_site,
                              model.lesion_capacity, model.lesion_law)
         if status != STATUS_OK:
             return status
-        if model.mortality.hazard_per_day > 0.0:
+        if mortality.hazard_per_day > 0.0:
             out.level[cl.DEATH_THRESHOLD] = rng.exponential()
     clock = out.clock
     birth_scale, death_add = out.birth_scale, out.death_add
@@ -1452,17 +1454,17 @@ def simulate_kernel(model, rng, out):
         start_burden = _site_total(pop)
         k_cap = min(dyn.max_block, _block_end(rules, clock, step, n_steps, record_every) - step)
         span = _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, out.level,
-                           model.mortality, step, k_cap)
+                           mortality, step, k_cap)
         if span > 1:
             end = time + span * dyn.dt
             status = _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, time,
                                       span * dyn.dt, pop.counters[COUNT_LESIONS])
         else:
             status, end = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale,
-                                         death_add, step, model.mortality)
+                                         death_add, step, mortality)
         if status != STATUS_OK:
             return status
-        status = _end_of_step(dyn, pop, clock, out.level, model.mortality, step + span - 1,
+        status = _end_of_step(dyn, pop, clock, out.level, mortality, step + span - 1,
                               end, span * dyn.dt, start_burden, record_every, n_steps)
         if status != STATUS_OK:
             return status
