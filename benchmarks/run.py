@@ -543,8 +543,7 @@ def monitoring_and_rules(ctx: Context) -> list[Measurement]:
     """Cost per patient of visits (CT, RECIST, marker, ctDNA) and built-in rules."""
     # Rules that never change the course (no switch, no local therapy), so both runs do the
     # same cell dynamics and the difference is the clinic's own cost.
-    base = {"simulation.duration_days": 1095.0, "simulation.lethal_burden": 1e14,
-            "policy.switch_on_progression": False}
+    base = {"simulation.duration_days": 1095.0, "policy.switch_on_progression": False}
     with_clinic = simulator.load_scenario(CLINIC_SCENARIO, base)
     without = simulator.load_scenario(CLINIC_SCENARIO, {**base, "monitoring.enabled": False})
     runners = {name: engine_runner(scenario) for name, scenario in

@@ -608,6 +608,9 @@ def _draw_muller_panel(ax: Axes, table: pd.DataFrame, parents: list[int], colour
     if twin_of is not None:
         twin.sharey(twin_of)
     twin.set_yscale("log")
+    # Decades only: minor ticks over the ten or more decades a lesion spans are unreadable,
+    # and five such axes cost a third of the figure's drawing time.
+    twin.yaxis.set_minor_locator(ticker.NullLocator())
     burden = np.where(alive, total, np.nan)
     twin.plot(times, burden, color="black", linewidth=1.6)
     twin.set_ylabel("cells (log)")
