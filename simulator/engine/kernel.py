@@ -177,11 +177,10 @@ class Mortality(NamedTuple):
 
 
 class ModelArrays(NamedTuple):
-    """Everything the engine needs, as the tuples its loops take (see ``lowering``).
+    """Everything the engine needs, grouped as its helpers take it (see ``lowering``).
 
-    The step loop hands its helpers these small tuples, each holding only what they use:
-    numba passes a tuple of arrays by value, reference-counting every member at every call,
-    so one tuple of everything would cost more than the random draws.
+    ``simulate_kernel`` turns each group into a record (``records.as_record``) once per call,
+    so a helper receives one pointer per group instead of every array in it.
     """
 
     dynamics: Dynamics
