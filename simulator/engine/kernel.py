@@ -474,22 +474,34 @@ def _path_size(birth, death, cells, lesion, site, birth_scale, death_add, first,
 
 @jit
 def _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
-                 before, before_days, dt):
+                 before, before_days, dt, start):
     """The density factor to hold over a step of ``dt`` days that starts ``before_days`` after
-    the current state (grown at the factor ``before`` until then): the factor's average along
-    the lesion's predicted expected path, by Simpson's rule. The midpoint is predicted with the
-    trapezoid of the start and a first guess, the end with the factor at the midpoint."""
+    the current state (grown at the factor ``before`` until then), where it is ``start``: the
+    factor's average along the lesion's predicted expected path, by Simpson's rule. The
+    midpoint is predicted with the trapezoid of the start and a first guess, the end with the
+    factor at the midpoint."""
 
     def factor_after(held, days):
         size = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, before,
                           before_days, held, days)
         return density_factor(law, size, capacity)
 
-    start = factor_after(1.0, 0.0)
     first_guess = factor_after(start, 0.5 * dt)
     midpoint = factor_after(0.5 * (start + first_guess), 0.5 * dt)
     end = factor_after(midpoint, dt)
     return (start + 4.0 * midpoint + end) / 6.0
+
+
+@jit_inline
+def _current_factor(cells, lesion, law, capacity):
+    """The density factor at the lesion's current size (its cells summed as floats, as
+    ``_path_size`` sums them over no time)."""
+    size = 0.0
+    for clone in range(cells.shape[1]):
+        n = cells[lesion, clone]
+        if n > 0:
+            size += n * 1.0
+    return density_factor(law, size, capacity)
 
 
 @jit_inline
@@ -499,8 +511,10 @@ def _lesion_density(model, out, lesion, total, birth_scale, death_add, dt):
     law = out.lesion_law[lesion]
     if law == EXPONENTIAL:
         return 1.0
+    capacity = out.lesion_capacity[lesion]
+    start = _current_factor(out.cells, lesion, law, capacity)
     return _held_factor(model.birth, model.death, out.cells, lesion, out.lesion_site[lesion], law,
-                        out.lesion_capacity[lesion], birth_scale, death_add, 1.0, 0.0, dt)
+                        capacity, birth_scale, death_add, 1.0, 0.0, dt, start)
 
 
 @jit
@@ -1108,14 +1122,17 @@ def _density_error(model, out, lesion, total, birth_scale, death_add, h):
     O(h^5), so one step errs by 16/15 of their difference)."""
     birth, death, cells = model.birth, model.death, out.cells
     site, law, capacity = out.lesion_site[lesion], out.lesion_law[lesion], out.lesion_capacity[lesion]
+    start = _current_factor(cells, lesion, law, capacity)
     whole = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
-                         1.0, 0.0, h)
+                         1.0, 0.0, h, start)
     one = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, whole, h, whole,
                      0.0)
     first = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
-                         1.0, 0.0, 0.5 * h)
+                         1.0, 0.0, 0.5 * h, start)
+    halfway = density_factor(law, _path_size(birth, death, cells, lesion, site, birth_scale,
+                                             death_add, first, 0.5 * h, 1.0, 0.0), capacity)
     second = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale,
-                          death_add, first, 0.5 * h, 0.5 * h)
+                          death_add, first, 0.5 * h, 0.5 * h, halfway)
     two = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, first, 0.5 * h,
                      second, 0.5 * h)
     return 16.0 / 15.0 * abs(math.log(one / two))
