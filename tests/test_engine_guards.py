@@ -71,3 +71,18 @@ def test_compiled_kernels_are_cached_by_a_digest_of_every_engine_source(tmp_path
     with open(copy / "clinic.py", "a") as source:  # not the file that defines the kernel
         source.write("\n# an edit\n")
     assert engine_jit.engine_cache_dir(copy).name != before.name
+
+
+def test_an_edit_of_the_engine_removes_the_kernels_compiled_from_earlier_sources(tmp_path):
+    from simulator.engine import jit as engine_jit
+
+    current = tmp_path / "engine-new"
+    stale = [tmp_path / "engine-old1", tmp_path / "engine-old2"]
+    for folder in [current, *stale]:
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "kernel.nbc").write_bytes(b"compiled")
+    other = tmp_path / "not-an-engine"
+    other.mkdir()
+    engine_jit.prune_stale_caches(current)
+    assert current.exists() and other.exists()
+    assert not any(folder.exists() for folder in stale)

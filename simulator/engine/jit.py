@@ -13,6 +13,7 @@ its old machine code and run the old rules. A new digest means a new, empty fold
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numba
@@ -33,8 +34,20 @@ def engine_cache_dir(engine: Path = ENGINE_SOURCES) -> Path:
     return root / f"engine-{digest.hexdigest()[:16]}"
 
 
+def prune_stale_caches(current: Path) -> None:
+    """Remove the compiled kernels of earlier engine sources (about 20 MB each) beside
+    ``current``: in the package's own cache only one version of the sources is ever wanted.
+    A shared ``NUMBA_CACHE_DIR`` is left alone, since other checkouts may use its folders."""
+    for folder in current.parent.glob("engine-*"):
+        if folder != current and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_CACHE = engine_cache_dir()
+if not os.environ.get("NUMBA_CACHE_DIR") and not _CACHE.exists():
+    prune_stale_caches(_CACHE)
 # Read by numba when each cached function is decorated, so it is set before any kernel is.
-numba.config.CACHE_DIR = str(engine_cache_dir())
+numba.config.CACHE_DIR = str(_CACHE)
 
 
 def jit(function):
