@@ -205,6 +205,7 @@ class Population(NamedTuple):
     lesion_alive: np.ndarray
     lesion_founder: np.ndarray
     residual: np.ndarray
+    held_factor: np.ndarray
     site_cells: np.ndarray
     lesion_remap: np.ndarray
     stack_lesion: np.ndarray
@@ -290,6 +291,7 @@ class Buffers(NamedTuple):
     lesion_alive: np.ndarray  # [Lmax] had cells at the end of the last step
     lesion_founder: np.ndarray  # [Lmax] clone type of the founding cell (-1: initial lesion)
     residual: np.ndarray  # [Lmax] residual tissue seen on CT, in volumes of one cell
+    held_factor: np.ndarray  # [Lmax] scratch: density factors of a joined step (``_plan_block``)
     site_cells: np.ndarray  # [S] cells at each site at the end of the last step
     lesion_remap: np.ndarray  # [Lmax] scratch: where each lesion founded this step was listed
     stack_lesion: np.ndarray  # [Q] lineages queued within a step (see ``_advance_lesion``)
@@ -366,6 +368,7 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
         lesion_alive=np.zeros(max_lesions, np.bool_),
         lesion_founder=np.full(max_lesions, -1, np.int64),
         residual=np.zeros(max_lesions),
+        held_factor=np.ones(max_lesions),
         site_cells=np.zeros(n_sites),
         lesion_remap=np.zeros(max_lesions, np.int64),
         stack_lesion=np.zeros(max_stack, np.int64),
@@ -784,7 +787,7 @@ def _commit_new_lesions(out, time):
 
 @jit_inline
 def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt, switch_rate,
-                    leave_rate):
+                    leave_rate, planned):
     """Advance every clone of one lesion, and all cells born in it, by one step.
 
     Cells present at the step's start run to its end first; each cell or group born during
@@ -796,8 +799,12 @@ def _advance_lesion(model, out, rng, lesion, time, birth_scale, death_add, dt, s
     total = 0
     for clone in range(n_clones):
         total += out.cells[lesion, clone]
-    factor = 1.0 if total == 0 else _lesion_density(model, out, lesion, total, birth_scale,
-                                                    death_add, dt)
+    if total == 0:
+        factor = 1.0
+    elif planned and out.lesion_law[lesion] != EXPONENTIAL:
+        factor = out.held_factor[lesion]  # what _lesion_density gives, found by _plan_block
+    else:
+        factor = _lesion_density(model, out, lesion, total, birth_scale, death_add, dt)
     if model.residual_fraction > 0.0:
         _accrue_residual(model, out, lesion, factor, birth_scale, death_add, dt)
     if total == 0:
@@ -1016,7 +1023,7 @@ def _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale, death_add, step
         step_drug_effects(drugs, pk, dt, birth_scale, death_add)
         step_switch_rates(drugs, pk, dt)
         status = _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, dt,
-                                  n_lesions)
+                                  n_lesions, False)
         if status != STATUS_OK:
             return status, start + dt
         advance_pk(drugs, pk, dt)
@@ -1119,7 +1126,8 @@ def _average_rates(pk, n_days, birth_scale, death_add):
 def _density_error(model, out, lesion, total, birth_scale, death_add, h):
     """Error of the held density factor (``_held_factor``) over ``h`` days, in log cells,
     estimated by comparing one step with two half steps (Richardson: the rule's local error is
-    O(h^5), so one step errs by 16/15 of their difference)."""
+    O(h^5), so one step errs by 16/15 of their difference). The factor of the one step is kept
+    in ``held_factor``: if the joined step is taken, the lesion's cells are advanced at it."""
     birth, death, cells = model.birth, model.death, out.cells
     site, law, capacity = out.lesion_site[lesion], out.lesion_law[lesion], out.lesion_capacity[lesion]
     start = _current_factor(cells, lesion, law, capacity)
@@ -1135,6 +1143,7 @@ def _density_error(model, out, lesion, total, birth_scale, death_add, h):
                           death_add, first, 0.5 * h, 0.5 * h, halfway)
     two = _path_size(birth, death, cells, lesion, site, birth_scale, death_add, first, 0.5 * h,
                      second, 0.5 * h)
+    out.held_factor[lesion] = whole
     return 16.0 / 15.0 * abs(math.log(one / two))
 
 
@@ -1241,15 +1250,17 @@ def _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, level, morta
 
 
 @jit
-def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h, n_lesions):
+def _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, start, h, n_lesions,
+                     planned):
     """Cell dynamics of the first ``n_lesions`` lesions over ``h`` days from day ``start`` at
     the rates in ``birth_scale``, ``death_add`` and ``pk`` (lesions founded meanwhile are
-    advanced from their founding by ``_advance_lesion``)."""
+    advanced from their founding by ``_advance_lesion``). ``planned``: a joined step that
+    ``_plan_block`` accepted, which left each lesion's density factor in ``held_factor``."""
     if not _rates_finite(clock, birth_scale, death_add):
         return STATUS_NON_FINITE
     for lesion in range(n_lesions):
         status = _advance_lesion(dyn, pop, rng, lesion, start, birth_scale, death_add, h,
-                                 pk.switch_rate, pk.leave_rate)
+                                 pk.switch_rate, pk.leave_rate, planned)
         if status != STATUS_OK:
             return status
     return STATUS_OK
@@ -1474,7 +1485,7 @@ def simulate_kernel(model, rng, out):
         if span > 1:
             end = time + span * dyn.dt
             status = _advance_lesions(dyn, pop, rng, clock, birth_scale, death_add, pk, time,
-                                      span * dyn.dt, pop.counters[COUNT_LESIONS])
+                                      span * dyn.dt, pop.counters[COUNT_LESIONS], True)
         else:
             status, end = _advance_cells(dyn, pop, drugs, pk, rng, clock, birth_scale,
                                          death_add, step, mortality)
