@@ -455,9 +455,9 @@ def _clone_rates(model, clone, factor, birth_scale, death_add, site):
                   death_add[site, clone])
 
 
-# The density helpers below run several times per lesion and step, so they take plain arrays
-# (birth, death, cells, drug factors) rather than the engine's tuples: numba reference-counts
-# every array of a tuple argument at each call, which cost more than their arithmetic.
+# The density helpers below run several times per lesion and step, so each takes only the
+# arrays it reads (birth, death, cells, drug factors): every array argument of a call is
+# reference-counted on entry and exit, an atomic operation dearer than their arithmetic.
 
 @jit_inline
 def _path_size(birth, death, cells, lesion, site, birth_scale, death_add, first, first_days,
@@ -720,7 +720,7 @@ def _run_lineages(model, out, rng, lesion, clone, n, offset, time, birth, death,
             n_end = bnb_advance(rng, n, keep_birth, death + leave, left)
             count = rng.poisson(emission * exponential_path_integral(n, n_end, left))
             n_leave = rng.binomial(count, leave / emission) if leave > 0.0 else 0
-            # Called only with something to place: each call reference-counts the tuples.
+            # Called only with something to place (the common case is nothing).
             status = STATUS_OK
             if n_leave > 0:
                 status = _switch_many(model, out, rng, clone, lesion, t, left, n, n_end, n_leave,
