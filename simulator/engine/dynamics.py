@@ -82,6 +82,47 @@ def density_adjusted(birth, death, factor):
 
 
 @jit
+def exact_held_factor(law, cells, capacity, birth, death, scale, add, dt):
+    """The density factor to hold over ``dt`` days for a lesion of ONE clone type: its
+    average along the deterministic path of the density law, in closed form. NaN where the
+    form does not hold (the path leaves 1 <= N <= K for Gompertz, N <= K for logistic), and
+    the factor at the start where it does not matter (a declining clone, or births stopped).
+
+    Within those bounds the clone's growth rate is linear in the factor ``f``:
+    ``(d + (b - d) f) s - (d + a) = A f + C`` with the drug's birth scale ``s`` and added death
+    ``a`` (``_rates``). Gompertz (``f = 1 - ln N / ln K``) makes ``ln N`` relax linearly,
+    ``d ln N/dt = g0 - k (ln N - ln N0)`` with ``k = A / ln K``; logistic (``f = 1 - N/K``)
+    is the logistic equation with ``r = A + C``, ``q = A / K``. The held factor is the one whose
+    constant rate gives the same growth: ``(ln(N1/N0) / dt - C) / A``.
+    """
+    start = density_factor(law, cells, capacity)
+    net = birth - death
+    slope = net * scale
+    if net <= 0.0 or slope <= 0.0 or law == EXPONENTIAL:
+        return start
+    offset = death * (scale - 1.0) - add
+    if law == GOMPERTZ:
+        log_capacity = math.log(capacity)
+        if cells < 1.0 or cells > capacity:
+            return math.nan
+        rate = slope / log_capacity
+        growth = (slope * start + offset) * -math.expm1(-rate * dt) / rate
+        end = math.log(cells) + growth
+        if end < 0.0 or end > log_capacity:
+            return math.nan
+    else:
+        if cells > capacity:
+            return math.nan
+        r = slope + offset
+        ratio = dt if r == 0.0 else math.expm1(r * dt) / r
+        crowding = slope / capacity * cells * ratio
+        growth = r * dt - math.log1p(crowding)
+        if cells * math.exp(growth) > capacity:
+            return math.nan
+    return (growth / dt - offset) / slope
+
+
+@jit
 def exponential_path_integral(n_start, n_end, t):
     """Integral over ``t`` days of a population going exponentially from n_start to n_end
     (the logarithmic mean times t); the trapezoid if either end is empty."""

@@ -31,6 +31,7 @@ from simulator.engine.dynamics import (
     density_factor,
     emission_interval,
     emission_root,
+    exact_held_factor,
     exponential_path_integral,
     exponential_path_share,
     exponential_path_time,
@@ -508,16 +509,43 @@ def _current_factor(cells, lesion, law, capacity):
 
 
 @jit_inline
+def _sole_clone(cells, lesion):
+    """The one clone type a lesion holds, or -1 if it holds several (or none)."""
+    sole = -1
+    for clone in range(cells.shape[1]):
+        if cells[lesion, clone] > 0:
+            if sole >= 0:
+                return -1
+            sole = clone
+    return sole
+
+
+@jit_inline
+def _exact_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add, dt):
+    """The held density factor in closed form (``exact_held_factor``) when the lesion holds one
+    clone type and its path stays where the form holds; NaN otherwise."""
+    clone = _sole_clone(cells, lesion)
+    if clone < 0:
+        return math.nan
+    return exact_held_factor(law, float(cells[lesion, clone]), capacity, birth[clone],
+                             death[clone], birth_scale[site, clone], death_add[site, clone], dt)
+
+
+@jit_inline
 def _lesion_density(model, out, lesion, total, birth_scale, death_add, dt):
-    """Density factor held over the coming step (``_held_factor``): for one clone type the
-    expected growth is exact up to Simpson's O(dt^5); for a mix the factor follows their total."""
+    """Density factor held over the coming step: exact for one clone type
+    (``exact_held_factor``); for a mix, the factor follows their total (``_held_factor``)."""
     law = out.lesion_law[lesion]
     if law == EXPONENTIAL:
         return 1.0
-    capacity = out.lesion_capacity[lesion]
+    capacity, site = out.lesion_capacity[lesion], out.lesion_site[lesion]
+    exact = _exact_factor(model.birth, model.death, out.cells, lesion, site, law, capacity,
+                          birth_scale, death_add, dt)
+    if not math.isnan(exact):
+        return exact
     start = _current_factor(out.cells, lesion, law, capacity)
-    return _held_factor(model.birth, model.death, out.cells, lesion, out.lesion_site[lesion], law,
-                        capacity, birth_scale, death_add, 1.0, 0.0, dt, start)
+    return _held_factor(model.birth, model.death, out.cells, lesion, site, law, capacity,
+                        birth_scale, death_add, 1.0, 0.0, dt, start)
 
 
 @jit
@@ -1124,12 +1152,18 @@ def _average_rates(pk, n_days, birth_scale, death_add):
 
 @jit_inline
 def _density_error(model, out, lesion, total, birth_scale, death_add, h):
-    """Error of the held density factor (``_held_factor``) over ``h`` days, in log cells,
-    estimated by comparing one step with two half steps (Richardson: the rule's local error is
-    O(h^5), so one step errs by 16/15 of their difference). The factor of the one step is kept
-    in ``held_factor``: if the joined step is taken, the lesion's cells are advanced at it."""
+    """Error of the held density factor over ``h`` days, in log cells: none for one clone
+    type (``exact_held_factor``); for a mix (``_held_factor``), estimated by comparing one
+    step with two half steps (Richardson: the rule's local error is O(h^5), so one step errs by
+    16/15 of their difference). The factor of the one step is kept in ``held_factor``: if the
+    joined step is taken, the lesion's cells are advanced at it."""
     birth, death, cells = model.birth, model.death, out.cells
     site, law, capacity = out.lesion_site[lesion], out.lesion_law[lesion], out.lesion_capacity[lesion]
+    exact = _exact_factor(birth, death, cells, lesion, site, law, capacity, birth_scale,
+                          death_add, h)
+    if not math.isnan(exact):
+        out.held_factor[lesion] = exact
+        return 0.0
     start = _current_factor(cells, lesion, law, capacity)
     whole = _held_factor(birth, death, cells, lesion, site, law, capacity, birth_scale, death_add,
                          1.0, 0.0, h, start)
