@@ -432,13 +432,19 @@ def allocate_buffers(model: ModelArrays, max_lesions: int, max_events: int,
     return Buffers(**arrays, population=population, clinic_view=view, drug_state=drug_state)
 
 
+# Arrays are copied element by element in the kernel, not by slice assignment: numba compiles
+# a shape-checking error path for each kind of array-to-array assignment, several seconds of the
+# cold compile for copies of a few numbers.
+
 @jit
 def _record(out, time):
     index = out.counters[1]
     n_lesions = out.counters[0]
     out.record_time[index] = time
     out.record_lesions[index] = n_lesions
-    out.records[index, :n_lesions, :] = out.cells[:n_lesions, :]
+    for lesion in range(n_lesions):
+        for clone in range(out.cells.shape[1]):
+            out.records[index, lesion, clone] = out.cells[lesion, clone]
     out.counters[1] = index + 1
 
 
@@ -797,8 +803,9 @@ def _commit_new_lesions(out, time):
         out.lesion_remap[provisional - first] = lesion
         out.counters[COUNT_LESIONS] = lesion + 1
         if lesion != provisional:
-            out.cells[lesion, :] = out.cells[provisional, :]
-            out.cells[provisional, :] = 0
+            for clone in range(out.cells.shape[1]):
+                out.cells[lesion, clone] = out.cells[provisional, clone]
+                out.cells[provisional, clone] = 0
             out.lesion_site[lesion] = out.lesion_site[provisional]
             out.lesion_capacity[lesion] = out.lesion_capacity[provisional]
             out.lesion_law[lesion] = out.lesion_law[provisional]
@@ -900,13 +907,14 @@ def _initialise(dyn, pop, clock, initial_cells, lesion_site, lesion_capacity, le
     n_initial = initial_cells.shape[0]
     if n_initial > pop.cells.shape[0]:
         return STATUS_LESION_OVERFLOW
-    pop.cells[:n_initial, :] = initial_cells
-    pop.lesion_site[:n_initial] = lesion_site
-    pop.lesion_capacity[:n_initial] = lesion_capacity
-    pop.lesion_law[:n_initial] = lesion_law
-    pop.counters[0] = n_initial
     for lesion in range(n_initial):
+        for clone in range(initial_cells.shape[1]):
+            pop.cells[lesion, clone] = initial_cells[lesion, clone]
+        pop.lesion_site[lesion] = lesion_site[lesion]
+        pop.lesion_capacity[lesion] = lesion_capacity[lesion]
+        pop.lesion_law[lesion] = lesion_law[lesion]
         pop.lesion_alive[lesion] = True
+    pop.counters[0] = n_initial
     clock[cl.LINE] = -1
     clock[cl.OFF_REASON] = -1
     clock[cl.BASELINE_PENDING] = 1
@@ -960,7 +968,7 @@ def _log_biopsy(out, time, lesion, found):
 
 
 @jit
-def _start_line(out, line, step, time, why_exhausted=cl.EXHAUSTED_NO_LINE):
+def _start_line(out, line, step, time, why_exhausted):
     out.clock[cl.LINE] = line
     out.clock[cl.DRUG_ON] = 1 if line >= 0 else 0
     out.clock[cl.DOSE_CLOCK] = step
@@ -1027,7 +1035,7 @@ def _scheduled_therapy(clinic, rng, out, step, time):
     if (out.clock[cl.THERAPY_STARTED] == 0 and step >= clinic.therapy_start_step
             and clinic.line_next.size > 0):
         out.clock[cl.THERAPY_STARTED] = 1
-        if not _start_line(out, clinic.first_line, step, time):
+        if not _start_line(out, clinic.first_line, step, time, cl.EXHAUSTED_NO_LINE):
             return STATUS_EVENT_OVERFLOW
     return STATUS_OK
 
@@ -1078,16 +1086,18 @@ def _block_end(rules, clock, step, n_steps, record_every):
 
 @jit
 def _save_pk(pk):
-    pk.saved[0, :] = pk.gut
-    pk.saved[1, :] = pk.central
-    pk.saved[2, :] = pk.dose_given
+    for drug in range(pk.gut.size):
+        pk.saved[0, drug] = pk.gut[drug]
+        pk.saved[1, drug] = pk.central[drug]
+        pk.saved[2, drug] = pk.dose_given[drug]
 
 
 @jit
 def _restore_pk(pk):
-    pk.gut[:] = pk.saved[0, :]
-    pk.central[:] = pk.saved[1, :]
-    pk.dose_given[:] = pk.saved[2, :]
+    for drug in range(pk.gut.size):
+        pk.gut[drug] = pk.saved[0, drug]
+        pk.central[drug] = pk.saved[1, drug]
+        pk.dose_given[drug] = pk.saved[2, drug]
 
 
 @jit
