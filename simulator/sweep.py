@@ -32,6 +32,7 @@ import json
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -425,7 +426,11 @@ def prepare_directory(plan: SweepPlan, directory: Path) -> None:
 class SweepLock:
     """An exclusive lock on a sweep directory (``DIR/.lock``), so that a second sweep into
     it refuses instead of doing the same work. The operating system releases it when the
-    process ends, however it ends, so a crash never leaves a stale lock."""
+    process ends, however it ends, so a crash never leaves a stale lock.
+
+    A forked worker closes its copy of the lock file at once (``_drop_inherited_locks``):
+    the lock belongs to the open file, which fork shares, so a killed sweep's lock would
+    otherwise last until its last worker had ended too."""
 
     def __init__(self, directory: Path, what: str = "sweep"):
         self.path = directory / ".lock"
@@ -456,11 +461,26 @@ class SweepLock:
         handle.write(str(os.getpid()))
         handle.flush()
         self.handle = handle
+        _HELD_LOCKS.add(self)
 
     def release(self) -> None:
         if self.handle is not None:
             self.handle.close()
             self.handle = None
+        _HELD_LOCKS.discard(self)
+
+
+_HELD_LOCKS: weakref.WeakSet[SweepLock] = weakref.WeakSet()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child, close the lock files inherited from the parent (closing a copy
+    leaves the parent's lock in place)."""
+    for lock in list(_HELD_LOCKS):
+        lock.release()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def _write_json_atomically(path: Path, value: dict) -> None:

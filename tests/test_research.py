@@ -247,6 +247,40 @@ def test_a_second_sweep_into_a_locked_directory_refuses(tmp_path):
     assert run_sweep(short_teaching(), out, grid=grid, replicates=1).chunks_skipped == 1
 
 
+_KILLED_HOLDER = """
+import os, pathlib, sys, time
+from simulator.sweep import SweepLock
+lock = SweepLock(pathlib.Path(sys.argv[1]))
+lock.acquire()
+worker = os.fork()
+if worker == 0:
+    os.closerange(1, 3)  # leave the test's pipes to the process it waits for
+    time.sleep(60)
+    os._exit(0)
+print(worker, flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_killed_sweeps_lock_is_free_while_its_forked_workers_still_run(tmp_path):
+    """The lock dies with the sweep's process: workers forked while it was held do not keep it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    holder = subprocess.run([sys.executable, "-c", _KILLED_HOLDER, str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert holder.returncode == -signal.SIGKILL, holder.stderr
+    worker = int(holder.stdout)
+    try:
+        os.kill(worker, 0)  # the orphaned worker still runs
+        with SweepLock(tmp_path):
+            pass
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 
