@@ -25,7 +25,7 @@ from simulator.engine.kernel import (
     ModelArrays,
     MAX_CELLS,
     allocate_buffers,
-    simulate_kernel,
+    run_kernel,
 )
 from simulator.errors import CapacityError, EngineError
 from simulator.history import Diagnosis, at_diagnosis, date_lesions, grow_to_diagnosis
@@ -80,10 +80,10 @@ def run_model(model: ModelArrays, seed: int, replicate: int, max_lesions: int,
     while True:
         buffers = allocate_buffers(model, max_lesions, max_events, max_stack)
         rng = replicate_generator(seed, replicate, stream)
-        status = simulate_kernel(model, rng, buffers)
+        status = run_kernel(model, rng, buffers)
         while status == STATUS_VISIT:
             policy.decide(model, buffers)
-            status = simulate_kernel(model, rng, buffers)
+            status = run_kernel(model, rng, buffers)
         if status == STATUS_OK:
             return buffers
         if status == STATUS_LESION_OVERFLOW:

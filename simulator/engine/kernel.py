@@ -90,7 +90,7 @@ COUNT_LINEAGES = 10  # groups of cells advanced: compartments and the cells born
 N_COUNTERS = 11
 
 __all__ = ["EVENT_NAMES", "ModelArrays", "Dynamics", "DrugArrays", "Buffers",
-           "simulate_kernel"]
+           "run_kernel", "simulate_kernel"]
 
 # Near a stopping size, sub-steps let a population grow by at most this fraction each, which
 # bounds the overshoot of the size (for populations large enough to grow near-deterministically).
@@ -1483,24 +1483,25 @@ def _is_visit(every, start, step):
 
 
 @jit
-def simulate_kernel(model, rng, out):
+def simulate_kernel(model, rng, population, clinic_view, drug_state):
     """Run one patient to the end, to death or to extinction, or until a visit needs a
     Python policy's decision (``STATUS_VISIT``); calling again resumes where it stopped.
 
-    Returns a status code; results are written into ``out``.
+    Returns a status code; results are written into the groups of a ``Buffers`` (see
+    ``run_kernel``).
     """
     dyn, drugs, rules = as_record(model.dynamics), as_record(model.drugs), as_record(model.rules)
     mortality = as_record(model.mortality)
-    pop, view, pk = as_record(out.population), as_record(out.clinic_view), as_record(out.drug_state)
-    if out.counters[COUNT_RECORDS] == 0:
-        status = _initialise(dyn, pop, out.clock, model.initial_cells, model.lesion_site,
+    pop, view, pk = as_record(population), as_record(clinic_view), as_record(drug_state)
+    if pop.counters[COUNT_RECORDS] == 0:
+        status = _initialise(dyn, pop, view.clock, model.initial_cells, model.lesion_site,
                              model.lesion_capacity, model.lesion_law)
         if status != STATUS_OK:
             return status
         if mortality.hazard_per_day > 0.0:
-            out.level[cl.DEATH_THRESHOLD] = rng.exponential()
-    clock = out.clock
-    birth_scale, death_add = out.birth_scale, out.death_add
+            view.level[cl.DEATH_THRESHOLD] = rng.exponential()
+    clock = view.clock
+    birth_scale, death_add = view.birth_scale, view.death_add
     visit_every, therapy_start = rules.visit_every_steps, rules.therapy_start_step
     scheduled = rules.scheduled_step
     has_lines = rules.line_next.size > 0
@@ -1524,7 +1525,7 @@ def simulate_kernel(model, rng, out):
                 return status
         start_burden = _site_total(pop)
         k_cap = min(dyn.max_block, _block_end(rules, clock, step, n_steps, record_every) - step)
-        span = _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, out.level,
+        span = _plan_block(dyn, pop, drugs, pk, clock, birth_scale, death_add, view.level,
                            mortality, step, k_cap)
         if span > 1:
             end = time + span * dyn.dt
@@ -1535,10 +1536,16 @@ def simulate_kernel(model, rng, out):
                                          death_add, step, mortality)
         if status != STATUS_OK:
             return status
-        status = _end_of_step(dyn, pop, clock, out.level, mortality, step + span - 1,
+        status = _end_of_step(dyn, pop, clock, view.level, mortality, step + span - 1,
                               end, span * dyn.dt, start_burden, record_every, n_steps)
         if status != STATUS_OK:
             return status
         clock[cl.STEP] = step + span
         pop.counters[COUNT_STEPS] += 1
     return STATUS_OK
+
+
+def run_kernel(model: ModelArrays, rng: np.random.Generator, buffers: Buffers) -> int:
+    """``simulate_kernel`` on ``buffers``: the kernel takes only their three groups, so that its
+    entry does not unbox every array twice (once at the top level, once in its group)."""
+    return simulate_kernel(model, rng, buffers.population, buffers.clinic_view, buffers.drug_state)
