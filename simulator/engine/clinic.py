@@ -244,21 +244,24 @@ def set_baseline(clinic, out, visit):
         diameter = out.obs_diameter[visit, lesion]
         out.seen_at_baseline[lesion] = diameter > 0.0
         out.lesion_nadir[lesion] = diameter
-    order = np.argsort(-out.obs_diameter[visit, :n_lesions])
+    # Each round takes the largest measurable lesion at a site with room (ties: the first
+    # listed), which is what a pass over the lesions sorted by size would take next.
     per_site = np.zeros(out.death_add.shape[0], np.int64)
     n_targets = 0
     sld = 0.0
-    for lesion in order:
-        diameter = out.obs_diameter[visit, lesion]
-        site = out.lesion_site[lesion]
-        if n_targets == 5 or diameter < clinic.measurable_mm or diameter <= 0.0:
-            continue
-        if per_site[site] == 2:
-            continue
-        per_site[site] += 1
-        out.is_target[lesion] = True
+    while n_targets < 5:
+        chosen, largest = -1, 0.0
+        for lesion in range(n_lesions):
+            diameter = out.obs_diameter[visit, lesion]
+            if (diameter > largest and diameter >= clinic.measurable_mm and not out.is_target[lesion]
+                    and per_site[out.lesion_site[lesion]] < 2):
+                chosen, largest = lesion, diameter
+        if chosen < 0:
+            break
+        per_site[out.lesion_site[chosen]] += 1
+        out.is_target[chosen] = True
         n_targets += 1
-        sld += diameter
+        sld += largest
     out.level[BASELINE_SLD] = sld
     out.level[NADIR_SLD] = sld
     out.clock[BASELINE_PENDING] = 0

@@ -1111,8 +1111,8 @@ def _run_pk(drugs, pk, clock, step, n_days, dt, dosing, keep_effects):
         if keep_effects:
             step_drug_effects(drugs, pk, dt, pk.day_birth[day], pk.day_death[day])
             step_switch_rates(drugs, pk, dt)
-            pk.day_leave[day, :, :] = pk.leave_rate
-            pk.day_switch[day, :, :] = pk.switch_rate
+            _copy_rows(pk.leave_rate, pk.day_leave[day])
+            _copy_rows(pk.switch_rate, pk.day_switch[day])
         advance_pk(drugs, pk, dt)
 
 
@@ -1144,20 +1144,28 @@ def _steady(dyn, pk, n_days):
 @jit
 def _average_rates(pk, n_days, birth_scale, death_add):
     """The joined step's rates: the averages of its steps' rates."""
-    leave, switch = pk.leave_rate, pk.switch_rate
-    birth_scale[:, :] = 0.0
-    death_add[:, :] = 0.0
-    leave[:, :] = 0.0
-    switch[:, :] = 0.0
-    for day in range(n_days):
-        birth_scale += pk.day_birth[day]
-        death_add += pk.day_death[day]
-        leave += pk.day_leave[day]
-        switch += pk.day_switch[day]
-    birth_scale /= n_days
-    death_add /= n_days
-    leave /= n_days
-    switch /= n_days
+    _day_average(pk.day_birth, n_days, birth_scale)
+    _day_average(pk.day_death, n_days, death_add)
+    _day_average(pk.day_leave, n_days, pk.leave_rate)
+    _day_average(pk.day_switch, n_days, pk.switch_rate)
+
+
+@jit
+def _day_average(by_day, n_days, average):
+    """``average[i, j]``: the mean of ``by_day[:n_days, i, j]``, summed in day order."""
+    for i in range(average.shape[0]):
+        for j in range(average.shape[1]):
+            total = 0.0
+            for day in range(n_days):
+                total += by_day[day, i, j]
+            average[i, j] = total / n_days
+
+
+@jit
+def _copy_rows(source, target):
+    for i in range(source.shape[0]):
+        for j in range(source.shape[1]):
+            target[i, j] = source[i, j]
 
 
 @jit_inline
@@ -1404,7 +1412,7 @@ def _substeps(dyn, drugs, pk, mortality, pop, birth_scale, death_add, dt):
         growth = max(growth, chosen_bound / chosen)
     if not growth > 1.0:
         return 1
-    return min(_MAX_SUBSTEPS, max(1, int(math.ceil(math.log(growth) / math.log1p(STOP_RESOLUTION)))))
+    return min(_MAX_SUBSTEPS, max(1, math.ceil(math.log(growth) / math.log1p(STOP_RESOLUTION))))
 
 
 @jit
