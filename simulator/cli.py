@@ -217,7 +217,7 @@ def warn_if_compiling() -> None:
     except Exception:  # noqa: BLE001 - a courtesy message must never stop a run
         return
     if cold:
-        click.echo("compiling the engine (first run only, about a minute; cached afterwards)...", err=True)
+        click.echo("compiling the engine (first run only, about half a minute; cached afterwards)...", err=True)
 
 
 def _check_seed(seed: int | None) -> None:

@@ -92,7 +92,9 @@ def _boolean(value: Any) -> bool:
     return value
 
 
-Finite = Annotated[float, BeforeValidator(_finite)]
+# A number (an int is taken as a float), never a bool, a string, inf or nan: checked by
+# pydantic's core, so the bounds below are checked there too, not in Python.
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Rate = Annotated[Finite, Field(ge=0, le=MAX_RATE)]
 PositiveFinite = Annotated[Finite, Field(gt=0)]
 Probability = Annotated[Finite, Field(ge=0, le=1)]
@@ -1514,9 +1516,11 @@ def _first_error_line(error: ValidationError) -> str:
         limit = next(iter(context.values()))
         shown = f"{limit:g}" if isinstance(limit, (int, float)) and not isinstance(limit, bool) else limit
         return f"{path}: must be {bounds[kind]} {shown}, got {given!r}"
-    shapes = {"string_type": "a string", "dict_type": "a table", "model_type": "a table",
-              "model_attributes_type": "a table", "list_type": "a list", "tuple_type": "a list",
-              "too_short": "a longer list", "too_long": "a shorter list"}
+    if kind == "finite_number":
+        return f"{path}: must be finite, got {given!r}"
+    shapes = {"float_type": "a number", "string_type": "a string", "dict_type": "a table",
+              "model_type": "a table", "model_attributes_type": "a table", "list_type": "a list",
+              "tuple_type": "a list", "too_short": "a longer list", "too_long": "a shorter list"}
     if kind in shapes:
         shown = given if not isinstance(given, (dict, list)) or len(repr(given)) < 60 else type(given).__name__
         return f"{path}: must be {shapes[kind]}, got {shown!r}"
