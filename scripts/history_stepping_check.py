@@ -42,7 +42,8 @@ def histories(task) -> np.ndarray:
 
 
 def sample(pool, entry: str, fixed: bool, seed: int, n: int) -> np.ndarray:
-    tasks = [(entry, fixed, seed, range(start, min(start + CHUNK, n))) for start in range(0, n, CHUNK)]
+    tasks = [(entry, fixed, seed, range(start, min(start + CHUNK, n)))
+             for start in range(0, n, CHUNK)]
     return np.concatenate(list(pool.map(histories, tasks)))
 
 

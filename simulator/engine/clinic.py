@@ -253,8 +253,8 @@ def set_baseline(clinic, out, visit):
         chosen, largest = -1, 0.0
         for lesion in range(n_lesions):
             diameter = out.obs_diameter[visit, lesion]
-            if (diameter > largest and diameter >= clinic.measurable_mm and not out.is_target[lesion]
-                    and per_site[out.lesion_site[lesion]] < 2):
+            if (diameter > largest and diameter >= clinic.measurable_mm
+                    and not out.is_target[lesion] and per_site[out.lesion_site[lesion]] < 2):
                 chosen, largest = lesion, diameter
         if chosen < 0:
             break

@@ -69,7 +69,8 @@ class _Dispatcher(CPUDispatcher):
 def _compiled(function, **options):
     """``numba.njit(cache=True, **JIT_OPTIONS, **options)``, with the dispatcher above."""
     targetoptions = {key: value for key, value in JIT_OPTIONS.items() if key != "cache"}
-    dispatcher = _Dispatcher(function, targetoptions=dict(nopython=True, **targetoptions, **options))
+    targetoptions.update(nopython=True, **options)
+    dispatcher = _Dispatcher(function, targetoptions=targetoptions)
     if JIT_OPTIONS["cache"]:
         dispatcher.enable_caching()
     return dispatcher
