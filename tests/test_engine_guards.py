@@ -86,3 +86,34 @@ def test_an_edit_of_the_engine_removes_the_kernels_compiled_from_earlier_sources
     engine_jit.prune_stale_caches(current)
     assert current.exists() and other.exists()
     assert not any(folder.exists() for folder in stale)
+
+
+def _sum_of(count, flag):
+    return count + flag
+
+
+_sum_of_helper = None  # the test below compiles _sum_of with the engine's dispatcher
+
+
+def _counting_caller(n):
+    count = 0  # typed Literal[int](0) until numba has typed the loop
+    flag = True
+    for step in range(n):
+        count += 1
+        flag = flag and step >= 0
+    return _sum_of_helper(count, flag) + _sum_of_helper(0, False)
+
+
+def test_a_helper_is_compiled_once_whatever_literals_its_callers_pass():
+    """A counter that starts at 0, a flag that starts True, a literal argument: numba's own
+    dispatcher compiles the helper for each literal and again for the final types; the engine's
+    compiles it once, for the types (half the cold compile of seven kernel helpers)."""
+    from simulator.engine.jit import JIT_OPTIONS, _Dispatcher
+
+    options = {key: value for key, value in JIT_OPTIONS.items() if key != "cache"}
+    global _sum_of_helper
+    _sum_of_helper = _Dispatcher(_sum_of, targetoptions=dict(nopython=True, **options))
+    caller = _Dispatcher(_counting_caller, targetoptions=dict(nopython=True, **options))
+    assert caller(3) == 4
+    compiled_for = [tuple(map(str, signature)) for signature in _sum_of_helper.signatures]
+    assert compiled_for == [("int64", "bool")]
