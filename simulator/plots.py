@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import ticker, transforms
+from matplotlib.colors import to_rgb
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -199,13 +200,56 @@ def therapy_periods(events: pd.DataFrame, end_time: float) -> pd.DataFrame:
 # --- shared drawing helpers ------------------------------------------------------------------
 
 
+def dosing_rests(periods: pd.DataFrame, lines: dict) -> pd.DataFrame:
+    """The scheduled rests of cycled dosing within the on-drug periods: the days on which no
+    drug of the line is given because each of its dosings is past the ``active_days`` of its
+    ``cycle_days``. Cycles count from the start of each on-drug period, as the doses do (a
+    line's start, or a restart after a pause).
+
+    Parameters
+    ----------
+    periods
+        From :func:`therapy_periods`.
+    lines
+        The scenario's ``therapy.lines`` as a dict (``{name: {"dosing": [...]}}``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per rest: ``start``, ``end`` (days) and ``line``.
+    """
+    rows = []
+    for period in periods[periods["on_drug"]].itertuples():
+        dosings = (lines.get(period.line) or {}).get("dosing") or []
+        if not dosings or any(dosing.get("cycle_days") is None for dosing in dosings):
+            continue  # a dosing without cycles covers the whole period
+        given = sorted((start, min(start + dosing["active_days"], period.end))
+                       for dosing in dosings
+                       for start in np.arange(period.start, period.end, dosing["cycle_days"]))
+        covered = period.start
+        for start, end in given:
+            if start > covered:
+                rows.append((covered, start, period.line))
+            covered = max(covered, end)
+        if covered < period.end:
+            rows.append((covered, period.end, period.line))
+    return pd.DataFrame(rows, columns=["start", "end", "line"])
+
+
+def _rest_colour(colour) -> tuple:
+    """A line's colour faded towards white, for the rests of its dosing cycles."""
+    return tuple(0.35 * channel + 0.65 for channel in to_rgb(colour))
+
+
 def _events_of(events: pd.DataFrame, kind: str) -> pd.DataFrame:
     return events[events["kind"] == kind]
 
 
 def _draw_periods(ax: Axes, periods: pd.DataFrame, colours: dict, y: float, height: float,
-                  scale: float = 1.0, label_lines: bool = False, span: float | None = None) -> None:
-    """Bars for therapy periods at ``y``: solid while on drug, hatched during holidays."""
+                  scale: float = 1.0, label_lines: bool = False, span: float | None = None,
+                  rests: pd.DataFrame | None = None) -> None:
+    """Bars for therapy periods at ``y``: solid while on drug, faded in the rests of cycled
+    dosing (``rests``, from :func:`dosing_rests`), hatched during holidays."""
     for row in periods.itertuples():
         colour = colours[row.line]
         start, width = row.start / scale, (row.end - row.start) / scale
@@ -215,6 +259,10 @@ def _draw_periods(ax: Axes, periods: pd.DataFrame, colours: dict, y: float, heig
         else:
             ax.add_patch(Rectangle((start, y - height / 2), width, height, facecolor="white",
                                    edgecolor=colour, hatch="////", linewidth=0.8))
+    for row in (rests.itertuples() if rests is not None else ()):
+        ax.add_patch(Rectangle((row.start / scale, y - height / 2), (row.end - row.start) / scale,
+                               height, facecolor=_rest_colour(colours[row.line]),
+                               edgecolor="none", linewidth=0))
     if label_lines and span:
         # One label per stretch of a line, pauses included, where it is wide enough to read.
         stretch = (periods["line"] != periods["line"].shift()).cumsum()
@@ -226,10 +274,12 @@ def _draw_periods(ax: Axes, periods: pd.DataFrame, colours: dict, y: float, heig
 
 
 def _therapy_ribbon(ax: Axes, result, colours: dict, periods: pd.DataFrame) -> None:
-    """Two rows above the time axis: lines of therapy (holidays hatched) and CT visits."""
+    """Two rows above the time axis: lines of therapy (holidays hatched, rests of dosing
+    cycles faded) and CT visits."""
     span = float(result.end_time)
     ax.add_patch(Rectangle((0, 0.88), span, 0.24, facecolor=NO_LINE_COLOUR, edgecolor="none"))
-    _draw_periods(ax, periods, colours, y=1.0, height=0.8, label_lines=True, span=span)
+    _draw_periods(ax, periods, colours, y=1.0, height=0.8, label_lines=True, span=span,
+                  rests=_result_rests(result, periods))
     death = _events_of(result.events, "death")
     if len(death):
         ax.plot(death["time"], np.ones(len(death)), linestyle="none", marker="s", color="black",
@@ -251,11 +301,13 @@ def _therapy_ribbon(ax: Axes, result, colours: dict, periods: pd.DataFrame) -> N
 
 
 def _therapy_handles(colours: dict, periods: pd.DataFrame, span: float,
-                     events: pd.DataFrame | None = None) -> list:
+                     events: pd.DataFrame | None = None, rests: pd.DataFrame | None = None) -> list:
     handles = [Patch(facecolor=colours[line], label=line)
                for line in pd.unique(periods.sort_values("start")["line"])]
     if (periods["end"] - periods["start"]).sum() < span - 1e-9:
         handles.append(Patch(facecolor=NO_LINE_COLOUR, label="no active line"))
+    if rests is not None and len(rests):
+        handles.append(Patch(facecolor=_rest_colour("#555555"), label="rest of a dosing cycle"))
     if len(periods) and not periods["on_drug"].all():
         handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="////",
                              label="drug paused"))
@@ -283,9 +335,18 @@ def _event_handles(result, progression_marker: str | None) -> list:
     return handles
 
 
-def _scenario_lines(result) -> list[str]:
+def _scenario_line_table(result) -> dict:
+    """The scenario's ``therapy.lines`` as recorded in the result's provenance."""
     therapy = result.provenance.get("scenario", {}).get("therapy", {}) if result.provenance else {}
-    return list((therapy or {}).get("lines", {}) or {})
+    return (therapy or {}).get("lines", {}) or {}
+
+
+def _scenario_lines(result) -> list[str]:
+    return list(_scenario_line_table(result))
+
+
+def _result_rests(result, periods: pd.DataFrame) -> pd.DataFrame:
+    return dosing_rests(periods, _scenario_line_table(result))
 
 
 def _result_line_colours(result) -> dict:
@@ -624,7 +685,8 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
     Each clone type's band is nested inside the band of the type it arises from (mutation
     graph), so a new resistant type grows out of its parent. The black line on the right (log)
     axis is the true number of cells. Above the plot, the lines of therapy (hatched where the
-    drug was paused) and the CT visits (ticks; red crosses where progression was declared).
+    drug was paused, faded in the rests of a dosing cycle) and the CT visits (ticks; red
+    crosses where progression was declared).
     Local therapies are black triangles on the treated lesion's panel and on the total.
 
     Parameters
@@ -725,7 +787,8 @@ def muller_plot(result, by_lesion: bool = True, axes=None, max_lesions: int = 4,
                              label=f"band widened to {min_band:.0%} (rarer)"))
     handles.append(Line2D([], [], color="black", linewidth=1.6, label="total cells (right axis)"))
     handles += _event_handles(result, progression_marker="x")
-    handles += _therapy_handles(lines, periods, result.end_time, result.events)
+    handles += _therapy_handles(lines, periods, result.end_time, result.events,
+                                _result_rests(result, periods))
     # Past the right axis' tick labels and label, whatever the width of the axes.
     beside = transforms.offset_copy(main.transAxes, fig=fig, x=62, y=0, units="points")
     legend = main.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
@@ -764,7 +827,8 @@ def burden_timeline(result, ax=None, figsize: tuple[float, float] | None = None)
     RECIST response; the tumour marker; and ctDNA copies per sample (filled when called
     positive, with the first detection of each resistance mechanism named). Progressions are
     red dashed lines, line switches thick lines in the new line's colour (named with the
-    biopsy finding that chose it), local therapies black triangles, drug holidays hatched.
+    biopsy finding that chose it), local therapies black triangles, drug holidays hatched,
+    the rests of a dosing cycle faded.
 
     Parameters
     ----------
@@ -925,7 +989,8 @@ def burden_timeline(result, ax=None, figsize: tuple[float, float] | None = None)
         return fig
     ribbon.set_title(f"True burden and what the clinic saw: {scenario_id} (seed {seed})",
                      loc="left", fontsize=11, y=1.0)
-    handles = (_therapy_handles(lines, periods, result.end_time, events)
+    handles = (_therapy_handles(lines, periods, result.end_time, events,
+                                _result_rests(result, periods))
                + _event_handles(result, progression_marker=None))
     ribbon.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.3), fontsize=8,
                   frameon=False)

@@ -144,6 +144,37 @@ def test_therapy_periods_follow_lines_holidays_and_exhaustion():
     pd.testing.assert_frame_equal(periods, expected, check_dtype=False)
 
 
+def test_dosing_rests_follow_the_cycles_from_each_start_of_dosing():
+    """120 days on, 60 off from the line's start; a pause restarts the cycle, as doses do; a
+    line with a dosing that has no cycle never rests; two cycled drugs rest only together."""
+    periods = pd.DataFrame({"start": [0.0, 400.0, 450.0, 600.0],
+                            "end": [400.0, 450.0, 600.0, 700.0],
+                            "line": ["a", "a", "a", "b"], "on_drug": [True, False, True, True]})
+    cycled = {"drug": "x", "dose": 1.0, "every_days": 1.0, "cycle_days": 180.0,
+              "active_days": 120.0}
+    lines = {"a": {"dosing": [cycled]},
+             "b": {"dosing": [cycled, {"drug": "y", "dose": 1.0, "every_days": 7.0,
+                                       "cycle_days": None, "active_days": None}]}}
+    rests = plots.dosing_rests(periods, lines)
+    expected = pd.DataFrame({"start": [120.0, 300.0, 570.0], "end": [180.0, 360.0, 600.0],
+                             "line": ["a", "a", "a"]})
+    pd.testing.assert_frame_equal(rests, expected, check_dtype=False)
+    shifted = dict(cycled, cycle_days=100.0, active_days=50.0)
+    both = {"a": {"dosing": [dict(shifted, active_days=30.0), dict(shifted, drug="y")]}}
+    union = plots.dosing_rests(periods.iloc[:1], both)
+    assert list(zip(union["start"], union["end"])) == [(50.0, 100.0), (150.0, 200.0),
+                                                        (250.0, 300.0), (350.0, 400.0)]
+
+
+def test_the_therapy_bar_fades_the_rests_of_cycled_dosing():
+    result = simulator.simulate(simulator.load_scenario("egfr-persisters"))
+    ribbon = plots.burden_timeline(result).axes[0]
+    rest_colour = plots._rest_colour(plots.line_colours(["gefitinib"])["gefitinib"])
+    faded = [patch for patch in ribbon.patches if patch.get_facecolor()[:3] == rest_colour]
+    assert [round(patch.get_x()) for patch in faded][:2] == [120, 300]
+    assert all(round(patch.get_width()) == 60 for patch in faded)
+
+
 def test_therapy_periods_of_a_real_patient_cover_the_run(result):
     periods = plots.therapy_periods(result.events, result.end_time)
     assert periods["start"].iloc[0] == 0.0 and periods["end"].iloc[-1] == result.end_time
